@@ -3,6 +3,9 @@
 #   bash run.sh demo   -> set up, then run the Figure-1 demo (writes out/demo.png)
 #   bash run.sh test   -> set up, then run every notebook test and the pytest suite
 #   bash run.sh setup  -> set up only
+#   bash run.sh docs   -> set up, then build the documentation site into _docs/ (no Quarto needed)
+#   bash run.sh browser-test -> set up, install Chromium + chromedriver (apt, root) and selenium, build the docs,
+#                               then check every page in headless Chromium (screenshots in out/docs-screenshots/)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -45,10 +48,37 @@ run_tests() {
   "$PY" -m pytest tests -q -p no:cacheprovider "$@"
 }
 
+build_docs() {
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg
+  echo "== building the docs: nbdev's processors + nbconvert (scripts/build_docs.py)"
+  "$PY" scripts/build_docs.py "$@" >/dev/null
+  echo "== site: $PWD/_docs/index.html  (serve it with: $PY -m http.server -d _docs)"
+}
+
+browser_setup() {
+  # Debian's Chromium and its driver; Selenium is given their paths, so it never downloads a browser or driver.
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "== installing the Debian packages chromium and chromium-driver"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null
+    else
+      echo "FAIL: the browser test needs /usr/bin/chromium and /usr/bin/chromedriver (as root: apt-get install chromium chromium-driver)" >&2
+      exit 1
+    fi
+  fi
+  # selenium is setup.py's 'browser' extra
+  "$PY" -c "import selenium" 2>/dev/null || "$PY" -m pip install -q "selenium>=4"
+}
+
 cmd=${1:-help}; shift || true
 case "$cmd" in
   setup) setup ;;
   demo)  setup; MPLBACKEND=Agg "$VENV/bin/genprior" demo "$@" ;;
   test)  setup; run_tests "$@" ;;
-  *) echo "usage: bash run.sh {demo|test|setup}"; exit 2 ;;
+  docs)  setup; build_docs "$@" ;;
+  browser-test)
+    setup; browser_setup; build_docs
+    OMP_NUM_THREADS=1 MPLBACKEND=Agg "$PY" -m pytest tests/test_docs.py -q -p no:cacheprovider --browser "$@"
+    echo "== screenshots: $PWD/out/docs-screenshots/" ;;
+  *) echo "usage: bash run.sh {demo|test|setup|docs|browser-test}"; exit 2 ;;
 esac
