@@ -34,7 +34,7 @@ setuptools.setup(
                 ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
     packages=setuptools.find_packages(include=['genprior_nb', 'genprior_nb.*']),
     include_package_data=True,
-    package_data={'genprior_nb': ['weights/*.pt', 'weights/*.json']},
+    package_data={'genprior_nb': ['weights/*.pt', 'weights/*.json', 'weights/classifier/*.pt', 'weights/classifier/*.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'browser': ['selenium>=4']},
     python_requires='>=' + min_python,

@@ -1,6 +1,7 @@
 """Train the generators shipped in genprior_nb/weights (run in the background with nohup; resumable).
 
     python scripts/train_pretrained.py vae-fmnist-8 ae-fmnist-8 ...   # names as in genprior_nb.pretrained
+    python scripts/train_pretrained.py --finish vae-shapes-8          # stop a run early: weights from its checkpoint
 
 Each run checkpoints to runs/<name>.ckpt (atomically) and, when done, writes the model's state dict to
 genprior_nb/weights/<name>.pt and a training record to runs/<name>.train.json; the model card with evaluation
@@ -19,14 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PLANS = {
     'vae-fmnist-8':  ('vae', 'fmnist', dict(latent_dim=8, width=64, kl_weight=0.05), dict(steps=4000, batch_size=128, lr=2e-3, max_minutes=40)),
     'ae-fmnist-8':   ('ae', 'fmnist', dict(latent_dim=8, width=64), dict(steps=3500, batch_size=128, lr=2e-3, max_minutes=35)),
-    'vae-shapes-8':  ('vae', 'shapes', dict(latent_dim=8, width=64, kl_weight=0.05), dict(steps=2500, batch_size=128, lr=2e-3, max_minutes=25)),
+    'vae-shapes-8':  ('vae', 'shapes', dict(latent_dim=8, width=64, kl_weight=0.05), dict(steps=2500, batch_size=128, lr=2e-3, max_minutes=25, kl_warmup=1500)),
     'wgan-fmnist-8': ('wgan', 'fmnist', dict(latent_dim=8, width=64), dict(steps=6000, batch_size=64, max_minutes=85, critic_width=32)),
     'wgan-shapes-8': ('wgan', 'shapes', dict(latent_dim=8, width=64), dict(steps=3000, batch_size=64, max_minutes=40, critic_width=32)),
 }
 
-def train(name, seed=0):
+def train(name, seed=0, finish=False):
     family, data_name, mk, tk = PLANS[name]
     tk = dict(tk); critic_width = tk.pop('critic_width', None)
+    if finish: tk['max_minutes'] = 0  # resume, run one step, write the weights: ends a run cut short by hand
     torch.manual_seed(seed)
     x = load_dataset(data_name, 'train')[0]
     ckpt = ROOT/'runs'/f'{name}.ckpt'
@@ -50,4 +52,6 @@ def train(name, seed=0):
 
 if __name__ == '__main__':
     set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
-    for n in sys.argv[1:]: train(n)
+    finish = '--finish' in sys.argv
+    for n in sys.argv[1:]:
+        if n != '--finish': train(n, finish=finish)
