@@ -12,7 +12,7 @@ import matplotlib
 from .core import get_device, seed_everything, check_int, check_choice, atomic_write_bytes
 from .data import eval_images, show_images, save_figure
 from .operators import RandomInpainting
-from .pretrained import load_pretrained
+from .pretrained import load_pretrained, list_pretrained
 from .latent_opt import reconstruct
 from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, compare, format_table
@@ -61,9 +61,10 @@ def run_demo(out:str|Path='out', # folder for demo.png and demo.csv
     x = x.to(dev)
     op = RandomInpainting(keep, seed=seed).to(dev)
     y = op.measure(x, noise_std, seed=seed)
-    gens = {fam: load_pretrained(f'{fam}-{data}-8', dev) for fam in ('wgan', 'vae')}
+    gens = {fam: load_pretrained(f'{fam}-{data}-8', dev) for fam in ('wgan', 'vae') if f'{fam}-{data}-8' in list_pretrained()}
+    methods = {k: v for k, v in (methods or DEMO_METHODS).items() if v[0] is None or v[0] in gens}
     recons, records = {}, []
-    for label, (fam, method, kw) in (methods or DEMO_METHODS).items():
+    for label, (fam, method, kw) in methods.items():
         t = time.time()
         if fam is None: xr = baseline_reconstruct(y, op, method, **kw)
         else: xr = reconstruct(y, op, gens[fam], method, seed=seed, **kw).x
@@ -73,12 +74,13 @@ def run_demo(out:str|Path='out', # folder for demo.png and demo.csv
                         'psnr': psnr(xr[:n_eval], x[:n_eval]).cpu(), 'ssim': ssim(xr[:n_eval], x[:n_eval]).cpu(), 'seconds': sec})
         say(f"  {label:16s} {records[-1]['psnr'].mean():6.2f} dB  ({sec:5.1f} s)")
     rows = compare(records)
-    best_classical = max((r for r in records if (methods or DEMO_METHODS)[r['method']][0] is None),
+    best_classical = max((r for r in records if methods[r['method']][0] is None),
                          key=lambda r: r['psnr'].mean().item())['method']
     observed = torch.where(op.mask.bool().expand_as(y), y, torch.zeros_like(y)).clamp(0, 1)
     show = slice(0, n_show)
-    fig_rows = [x[show], observed[show], recons['WGAN-GP csgm'][show], recons['VAE csgm'][show], recons[best_classical][show]]
-    labels = ['truth', f'observed\n{keep:.0%} + noise', 'WGAN-GP', 'VAE', best_classical]
+    prior_rows = [(lbl, name) for lbl, name in (('WGAN-GP csgm', 'WGAN-GP'), ('VAE csgm', 'VAE')) if lbl in recons]
+    fig_rows = [x[show], observed[show]] + [recons[lbl][show] for lbl, _ in prior_rows] + [recons[best_classical][show]]
+    labels = ['truth', f'observed\n{keep:.0%} + noise'] + [name for _, name in prior_rows] + [best_classical]
     fig = show_images([r.clamp(0, 1) for r in fig_rows], row_labels=labels, scale=0.8)
     save_figure(fig, out/'demo.png')
     buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
