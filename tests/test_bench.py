@@ -1,0 +1,72 @@
+"Tests of genprior_nb.bench: the quality grid end to end (in process and through the CLI), its CSV schema, resumability, and the speed benchmark."
+import os, sys, subprocess
+from pathlib import Path
+import pytest
+import fastcore.test as fct
+
+from genprior_nb.bench import (run_bench, run_quality, read_csv, quality_grid, QUALITY_COLUMNS, CELL_COLUMNS,
+                               RECONSTRUCT_COLUMNS)
+
+EXE = Path(sys.executable).parent/'genprior'
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
+
+EXPECTED_QUALITY_COLUMNS = ['experiment', 'dataset', 'operator', 'level', 'noise', 'generator', 'method', 'n', 'psnr_mean',
+                            'psnr_ci', 'ssim_mean', 'ssim_ci', 'mse_mean', 'mse_ci', 'seconds', 'device', 'key']
+
+def mtimes(out): return {f.name: f.stat().st_mtime_ns for f in (Path(out)/'cells').glob('*.csv')}
+
+def test_quality_quick_schema_and_resume(tmp_path):
+    out = tmp_path/'bench'
+    rows = run_bench('quality', out=out, quick=True)
+    cells = quality_grid(quick=True)
+    fct.test_eq(len(rows), len(cells))
+    fct.test_eq(list(QUALITY_COLUMNS), EXPECTED_QUALITY_COLUMNS)
+    with open(out/'quality.csv') as f: fct.test_eq(f.readline().strip().split(','), EXPECTED_QUALITY_COLUMNS)
+    q = read_csv(out/'quality.csv')
+    fct.test_eq(len(q), len(cells)); fct.test_eq({r['n'] for r in q}, {2})
+    assert all(r['psnr_mean'] > 5 and 0 <= r['mse_mean'] <= 1 for r in q), q
+    fct.test_eq(sorted(f.stem for f in (out/'cells').glob('*.csv')), sorted(c.key for c in cells))
+    fct.test_eq(list(read_csv(next((out/'cells').glob('*.csv')))[0]), list(CELL_COLUMNS))
+    assert (out/'msweep_fmnist.png').is_file() or (out/'msweep_shapes.png').is_file()
+    # resumable: a second run recomputes nothing ...
+    before = mtimes(out)
+    run_quality(out, quick=True, progress=False, verbose=False)
+    fct.test_eq(mtimes(out), before)
+    # ... and deleting one cell recomputes that cell only
+    victim = sorted(before)[3]; (out/'cells'/victim).unlink()
+    run_quality(out, quick=True, progress=False, verbose=False)
+    after = mtimes(out)
+    fct.test_eq(set(after), set(before))
+    fct.test_eq([k for k in after if after[k] != before[k]], [victim])
+    assert not list((out/'cells').glob('*.tmp')) and not list((out/'cells').glob('*.lock'))
+
+@pytest.mark.skipif(not EXE.is_file(), reason=f'console script {EXE} not installed')
+def test_cli_quality_quick_and_reconstruct(tmp_path):
+    r = subprocess.run([str(EXE), '--threads', '1', 'bench', 'quality', '--quick', '--out', str(tmp_path)], capture_output=True,
+                       text=True, env=ENV, timeout=120)
+    fct.test_eq(r.returncode, 0)
+    assert 'cells done' in r.stdout and '| operator | level | method |' in r.stdout, r.stdout
+    fct.test_eq(len(read_csv(tmp_path/'quality.csv')), len(quality_grid(quick=True)))
+    r = subprocess.run([str(EXE), '--threads', '1', 'bench', 'reconstruct', '--quick', '--out', str(tmp_path)], capture_output=True,
+                       text=True, env=ENV, timeout=120)
+    fct.test_eq(r.returncode, 0)
+    assert 'speed ratio' in r.stdout and 'x;' in r.stdout, r.stdout
+    rows = read_csv(tmp_path/'reconstruct.csv')
+    fct.test_eq(list(rows[0]), list(RECONSTRUCT_COLUMNS))
+    fct.test_eq(rows[0]['speedup'], 1.0); assert rows[1]['speedup'] > 0
+
+def test_two_workers_share_a_grid(tmp_path):
+    "A cell claimed by a live process is left to it; the other worker runs the rest."
+    from genprior_nb.bench import _claim
+    cells = quality_grid(quick=True); out = tmp_path/'bench'
+    (out/'cells').mkdir(parents=True)
+    (out/'cells'/f'{cells[0].key}.lock').write_text('1')  # pid 1 is alive: another worker holds this cell
+    run_quality(out, quick=True, progress=False, verbose=False)
+    fct.test_eq(sorted(f.stem for f in (out/'cells').glob('*.csv')), sorted(c.key for c in cells[1:]))
+    (out/'cells'/f'{cells[0].key}.lock').write_text('999999999')  # its worker died: the lock is stale
+    fct.test_eq(len(run_quality(out, quick=True, progress=False, verbose=False)), len(cells))
+
+def test_bad_benchmark_name():
+    fct.test_fail(lambda: run_bench('speed'), contains="what must be one of")
+    r = subprocess.run([str(EXE), 'bench', 'speed'], capture_output=True, text=True, env=ENV, timeout=60)
+    fct.test_eq(r.returncode, 2)
