@@ -11,10 +11,11 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .core import check_int, check_float, check_choice, get_device
 from .operators import LinearOperator
+from .baselines import dct2, idct2, soft_threshold  # shared with the classical l1 baselines
 
 # %% auto #0
-__all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'csgm', 'LinearGenerator', 'soft_threshold',
-           'sparse_deviation', 'soft_constraint', 'pgd_gan', 'reconstruct']
+__all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'csgm', 'LinearGenerator', 'sparse_deviation',
+           'soft_constraint', 'pgd_gan', 'reconstruct']
 
 # %% ../nbs/04_latent_opt.ipynb #ac7369de
 METHODS = ('csgm', 'sparse_deviation', 'soft_constraint', 'pgd_gan')
@@ -173,24 +174,11 @@ class LinearGenerator(nn.Module):
     def forward(self, z): return (z @ self.W.T).view((len(z),) + self.image_shape)
 
 # %% ../nbs/04_latent_opt.ipynb #e852c4cc
-def _dct_matrix(n, device, dtype):
-    "Orthonormal DCT-II matrix (n x n)."
-    k = torch.arange(n, dtype=torch.float64)[:, None]; i = torch.arange(n, dtype=torch.float64)[None]
-    C = torch.cos(math.pi * (i + 0.5) * k / n) * math.sqrt(2 / n); C[0] /= math.sqrt(2)
-    return C.to(device, dtype)
-
 def _basis(name, shape, device, dtype):
-    "Forward and inverse orthonormal transforms of a sparsifying basis ('pixel' or 'dct')."
+    "Forward and inverse orthonormal transforms of a sparsifying basis ('pixel' or 'dct'), from `genprior_nb.baselines`."
     check_choice(name, 'basis', ('pixel', 'dct'))
     if name == 'pixel': return (lambda u: u), (lambda c: c)
-    Ch, Cw = _dct_matrix(shape[-2], device, dtype), _dct_matrix(shape[-1], device, dtype)
-    return (lambda u: Ch @ u @ Cw.T), (lambda c: Ch.T @ c @ Cw)
-
-def soft_threshold(v:Tensor, # values
-                   t:float|Tensor, # threshold
-                  ) -> Tensor:
-    "The proximal map of t ||.||_1."
-    return v.sign() * (v.abs() - t).clamp_min(0)
+    return dct2, idct2
 
 # %% ../nbs/04_latent_opt.ipynb #1d8f547a
 def sparse_deviation(y:Tensor, # measurements
