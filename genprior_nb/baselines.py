@@ -15,7 +15,7 @@ from .operators import (LinearOperator, Identity, RandomInpainting, BlockInpaint
 from .metrics import data_misfit
 
 # %% auto #0
-__all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
+__all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'batched_cg', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
            'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'tv_reconstruct', 'dct_matrix', 'dct2', 'idct2',
            'max_haar_level', 'haar2', 'ihaar2', 'soft_threshold', 'lasso', 'l1_dct', 'l1_wavelet', 'operator_key',
            'default_lambda', 'baseline_reconstruct', 'discrepancy_lambda']
@@ -48,10 +48,16 @@ def _rel_change(new, old):
     return float((d / n).max())
 
 # %% ../nbs/04b_baselines.ipynb #1829218a
-def _cg(apply, b, n_iter, tol=0.):
-    "Batched conjugate gradients for apply(x) = b from x = 0; an image stops when its residual is below max(tol, 100 eps) * ||b||."
-    x = torch.zeros_like(b); r = b.clone(); p = r.clone()
-    fi = torch.finfo(b.dtype); rs = _bdot(r, r); stop = max(tol, 100*fi.eps)**2 * rs
+def batched_cg(apply, # the symmetric positive (semi-)definite map x -> M x, applied to a batch
+               b:Tensor, # right-hand sides, (B, ...)
+               n_iter:int, # maximum iterations
+               tol:float=0., # relative residual at which an image stops
+               x0:Tensor|None=None, # starting point (default 0)
+              ) -> Tensor:
+    "Batched conjugate gradients for M x = b; an image stops when its residual is below max(tol, 100 eps) * ||b||."
+    x = torch.zeros_like(b) if x0 is None else x0.clone()
+    r = b.clone() if x0 is None else b - apply(x); p = r.clone()
+    fi = torch.finfo(b.dtype); rs = _bdot(r, r); stop = max(tol, 100*fi.eps)**2 * _bdot(b, b)
     for k in range(n_iter):
         active = rs > stop  # converged images are frozen: past the rounding floor CG on a singular system can blow up
         if k % 5 == 0 and not bool(active.any()): break
@@ -63,7 +69,7 @@ def _cg(apply, b, n_iter, tol=0.):
         rs = rs_new
     return x
 
-# %% ../nbs/04b_baselines.ipynb #22d4e823
+# %% ../nbs/04b_baselines.ipynb #ff81bbf4
 def adjoint_recon(y:Tensor, # measurements, shape (B, *op.out_shape)
                   op:LinearOperator, # the forward operator
                   clamp:bool=False, # clip the result to [0, 1]
@@ -80,7 +86,7 @@ def least_squares(y:Tensor, # measurements, shape (B, *op.out_shape)
     "Least squares min ||A x - y||^2 by `n_iter` conjugate-gradient steps on A^T A x = A^T y from x = 0."
     y = _check_problem(y, op); n_iter = check_int(n_iter, 'n_iter', 1)
     with torch.no_grad():
-        return _finish(_cg(lambda v: op.A_adjoint(op.A(v)), op.A_adjoint(y), n_iter), clamp)
+        return _finish(batched_cg(lambda v: op.A_adjoint(op.A(v)), op.A_adjoint(y), n_iter), clamp)
 
 def tikhonov(y:Tensor, # measurements, shape (B, *op.out_shape)
              op:LinearOperator, # the forward operator
@@ -93,7 +99,7 @@ def tikhonov(y:Tensor, # measurements, shape (B, *op.out_shape)
     y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
     n_iter = check_int(n_iter, 'n_iter', 1); tol = check_float(tol, 'tol', 0)
     with torch.no_grad():
-        return _finish(_cg(lambda v: op.A_adjoint(op.A(v)) + lam*v, op.A_adjoint(y), n_iter, tol), clamp)
+        return _finish(batched_cg(lambda v: op.A_adjoint(op.A(v)) + lam*v, op.A_adjoint(y), n_iter, tol), clamp)
 
 # %% ../nbs/04b_baselines.ipynb #c1a0d3f4
 def image_gradient(x:Tensor, # images (B, C, H, W)

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Inpainting from noisy samples of 25%% of the pixels with the shipped WGAN-GP and VAE "
                                    "against classical baselines; writes a figure and prints a PSNR/SSIM table.")
     d.add_argument('--out', default='out', help='folder for demo.png and demo.csv (default: out)')
-    d.add_argument('--n-eval', type=int, default=64, help='evaluation images for the table (default: 64 of the 256-image subset)')
+    d.add_argument('--n-eval', type=int, default=256, help='evaluation images for the table (default: the whole 256-image subset)')
     d.add_argument('--seed', type=int, default=0, help='seed of the mask, noise and restarts (default: 0)')
     d.add_argument('--data', choices=('auto', 'fmnist', 'shapes'), default='auto', help='data set (default: fmnist if installed)')
     d.add_argument('--device', default=None, help='cpu, cuda or mps (default: best available)')

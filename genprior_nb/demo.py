@@ -22,8 +22,8 @@ __all__ = ['DEMO_METHODS', 'run_demo']
 
 # %% ../nbs/04c_demo.ipynb #73283db6
 DEMO_METHODS = {  # label -> (generator family or None, method, settings)
-    'WGAN-GP csgm': ('wgan', 'csgm', dict(restarts=3, steps=100, lr=0.1)),
-    'VAE csgm': ('vae', 'csgm', dict(restarts=3, steps=100, lr=0.1)),
+    'WGAN-GP csgm': ('wgan', 'csgm', dict(restarts=3, steps=100, lr=0.1, prune=0.25)),
+    'VAE csgm': ('vae', 'csgm', dict(restarts=3, steps=100, lr=0.1, prune=0.25)),
     'TV': (None, 'tv', {}),
     'l1-DCT': (None, 'l1_dct', {}),
     'l1-wavelet': (None, 'l1_wavelet', {}),
@@ -35,7 +35,7 @@ def _versions(seed, device, data):
             f"python {platform.python_version()} | torch {torch.__version__} | numpy {np.__version__}")
 
 def run_demo(out:str|Path='out', # folder for demo.png and demo.csv
-             n_eval:int=64, # evaluation images for the table (the first n of the 256-image subset)
+             n_eval:int=256, # evaluation images for the table (the first n of the 256-image subset)
              n_show:int=8, # images in the figure
              seed:int=0, # seed of the mask, the noise and the restarts
              data:str='auto', # 'auto' (fmnist if installed), 'fmnist' or 'shapes'

@@ -11,10 +11,10 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .core import check_int, check_float, check_choice, get_device
 from .operators import LinearOperator
-from .baselines import dct2, idct2, soft_threshold  # shared with the classical l1 baselines
+from .baselines import dct2, idct2, soft_threshold, batched_cg  # shared with the classical l1 baselines
 
 # %% auto #0
-__all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'csgm', 'LinearGenerator', 'sparse_deviation',
+__all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'prune_step', 'csgm', 'LinearGenerator', 'sparse_deviation',
            'soft_constraint', 'pgd_gan', 'reconstruct']
 
 # %% ../nbs/04_latent_opt.ipynb #ac7369de
@@ -85,25 +85,46 @@ def cosine_lr(lr:float, step:int, steps:int, floor:float=0.05) -> float:
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1))))
 
 # %% ../nbs/04_latent_opt.ipynb #7d56d71b
-def _adam_latent(objective, z0, steps, lr, log_every, progress, tol, desc):
-    "Minimise sum(objective(z)) over z (N, k) with Adam + cosine decay; returns z, per-item objective history, steps run."
+def _adam_latent(objective, z0, steps, lr, log_every, progress, tol, desc, restarts=1, prune_at=None):
+    """Minimise sum(objective(z)) over z (N, k) with Adam + cosine decay; returns z, per-item objective history, steps run
+    and the rows kept by pruning (None without it). With `prune_at`, the N = B*restarts codes are cut after that many steps to the best restart per image, which alone
+    runs the remaining steps (its Adam moments kept); `objective(z, rows)` must then accept the indices of the rows."""
     z = z0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    hist, prev, steps_run = [], None, 0
+    hist, prev, steps_run, rows, z_all, obj = [], None, 0, None, None, None
     for step in tqdm(range(steps), disable=not progress, desc=desc, mininterval=1, leave=False):
+        if step == prune_at and restarts > 1:  # keep the restart with the lowest objective (of the last step) per image
+            best = obj.detach().view(-1, restarts).argmin(1)
+            rows = torch.arange(len(best), device=best.device) * restarts + best
+            state, z_all = opt.state[z], z.detach().clone()
+            z = z_all[rows].clone().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=lr)
+            opt.state[z] = {'step': state['step'].clone(), 'exp_avg': state['exp_avg'][rows].clone(),
+                            'exp_avg_sq': state['exp_avg_sq'][rows].clone()}
+            prev = None
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
-        obj = objective(z)
+        obj = objective(z) if rows is None else objective(z, rows)
         opt.zero_grad(set_to_none=True); obj.sum().backward(); opt.step()
         steps_run = step + 1
-        if step % log_every == 0: hist.append(obj.detach())
+        if step % log_every == 0:
+            if rows is None: hist.append(obj.detach())
+            else: h = hist[-1].clone(); h[rows] = obj.detach(); hist.append(h)  # pruned restarts keep their last value
         if tol and step % 25 == 24:  # early stop: every objective changed by < tol (relative) over 25 steps
             cur = obj.detach()
             if prev is not None and ((prev - cur).abs() <= tol * cur.abs().clamp_min(1e-8)).all(): break
             prev = cur
+    if rows is not None: z_all[rows] = z.detach(); z = z_all
     with torch.no_grad(): hist.append(objective(z).detach())
-    return z.detach(), torch.stack(hist), steps_run
+    return z.detach(), torch.stack(hist), steps_run, rows
 
 # %% ../nbs/04_latent_opt.ipynb #9729ae72
+def prune_step(prune:float, # fraction of the steps all restarts run, in (0, 1]
+               steps:int, # total steps
+              ) -> int|None:
+    "The step at which restarts are pruned, or None when they all run to the end."
+    k = math.ceil(prune * steps)
+    return k if 0 < k < steps else None
+
 def _select_best(misfit, B, R):
     m = misfit.view(B, R)
     return m, m.argmin(1)
@@ -121,22 +142,37 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
          progress:bool=False, # tqdm bar
          tol:float=0.0, # early-stop tolerance on relative objective change (0: off)
          optimizer:str='adam', # 'adam' or 'lbfgs'
+         prune:float=1.0, # Adam only: after this fraction of the steps keep only the best restart per image (1: never)
+         chunk:int=256, # most problems (images x restarts) per solver pass; larger batches run slower per item on a CPU
         ) -> ReconResult:
     "In-range reconstruction: min_z ||A G(z) - y||^2 + lam ||z||^2 from several restarts; keeps the best by misfit."
     _check_problem(y, op, G)
     R = check_int(restarts, 'restarts', 1); check_int(steps, 'steps', 1); check_float(lr, 'lr', 0, lo_open=True)
     check_choice(optimizer, 'optimizer', ('adam', 'lbfgs'))
+    check_float(prune, 'prune', 0, 1, lo_open=True); check_int(chunk, 'chunk', 1)
     B, t0 = len(y), time.time()
     lam_t = _lam_tensor(lam, B, y).repeat_interleave(R)
     yy = y.repeat_interleave(R, 0)
-    objective = lambda z: _per_item(op(G(z)) - yy) + lam_t * z.pow(2).sum(1)
     z0 = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
-    if optimizer == 'adam': z, hist, steps_run = _adam_latent(objective, z0, steps, lr, log_every, progress, tol, 'csgm')
-    else: z, hist, steps_run = _lbfgs_latent(objective, z0, steps)
+    per = max(1, chunk // R)  # images per pass; every restart of an image stays in the same pass
+    zs, hs, ks, steps_run = [], [], [], 0
+    for i in range(0, B, per):
+        rows_c = slice(i * R, min(B, i + per) * R)
+        def objective(z, rows=None, yc=yy[rows_c], lc=lam_t[rows_c]):  # rows: the problems still optimised after pruning
+            if rows is not None: yc, lc = yc[rows], lc[rows]
+            return _per_item(op(G(z)) - yc) + lc * z.pow(2).sum(1)
+        if optimizer == 'adam':
+            z, h, n_run, kept = _adam_latent(objective, z0[rows_c], steps, lr, log_every, progress, tol, 'csgm', R, prune_step(prune, steps))
+        else: (z, h, n_run), kept = _lbfgs_latent(objective, z0[rows_c], steps), None
+        zs.append(z); hs.append(h); ks.append(None if kept is None else kept + i * R); steps_run = max(steps_run, n_run)
+    T = max(len(h) for h in hs)  # early stopping can end passes at different steps: repeat their last record
+    hist = torch.cat([torch.cat([h, h[-1:].expand(T - len(h), -1)]) for h in hs], 1)
+    z, kept = torch.cat(zs), (None if ks[0] is None else torch.cat(ks))
     worse = hist[-1] > hist[0]  # hist[0] is the objective at z0: a restart never ends worse than it started
     if worse.any(): z = torch.where(worse[:, None], z0, z)
     with torch.no_grad(): xs = G(z); misfit = _per_item(op(xs) - yy)
     m, best = _select_best(misfit, B, R)
+    if kept is not None: best = kept % R  # after pruning only the kept restart converged: a frozen one can have a lower misfit but a higher objective
     sel = torch.arange(B, device=best.device) * R + best
     return ReconResult(xs[sel], z[sel], m, z.view(B, R, -1), best, hist.view(len(hist), B, R), time.time() - t0,
                        'csgm', steps_run)
@@ -194,13 +230,14 @@ def sparse_deviation(y:Tensor, # measurements
                      seed:int=0, # seed of the restarts
                      init='prior', # warm-up initialisation
                      progress:bool=False, # tqdm bar
+                     prune:float=1.0, # restart pruning of the warm-up, as in `csgm`
                     ) -> ReconResult:
     "x = G(z) + u with an l1 penalty on u in a basis; CSGM warm-up, then joint Adam (z) / proximal (u) steps."
     _check_problem(y, op, G); check_int(steps, 'steps', 1)
     t0, B = time.time(), len(y)
     w = _lam_tensor(weight, B, y, 'weight').view(B, 1, 1, 1)   # checked before the warm-up
     fwd, inv = _basis(basis, op.in_shape, y.device, y.dtype)
-    warm = csgm(y, op, G, restarts, warmup_steps, lr, lam, seed, init, progress=progress)
+    warm = csgm(y, op, G, restarts, warmup_steps, lr, lam, seed, init, progress=progress, prune=prune)
     step_u = 1.0 / (2 * op.norm() ** 2)
     lam_t = _lam_tensor(lam, B, y)
     z = warm.z.clone().requires_grad_(True)
@@ -224,18 +261,6 @@ def sparse_deviation(y:Tensor, # measurements
                        warm.steps_run + steps, {'u': u, 'warmup': warm, 'basis': basis})
 
 # %% ../nbs/04_latent_opt.ipynb #68dbfba5
-def _cg(apply_M, rhs, x0, iters):
-    "Batched conjugate gradients for M x = rhs (M symmetric positive definite, per item)."
-    x = x0.clone(); r = rhs - apply_M(x); p = r.clone()
-    rs = r.flatten(1).pow(2).sum(1)
-    for _ in range(iters):
-        Mp = apply_M(p)
-        alpha = rs / (p.flatten(1) * Mp.flatten(1)).sum(1).clamp_min(1e-30)
-        x = x + alpha.view(-1, *[1]*(x.ndim-1)) * p; r = r - alpha.view(-1, *[1]*(x.ndim-1)) * Mp
-        rs_new = r.flatten(1).pow(2).sum(1)
-        p = r + (rs_new / rs.clamp_min(1e-30)).view(-1, *[1]*(x.ndim-1)) * p; rs = rs_new
-    return x
-
 def soft_constraint(y:Tensor, # measurements
                     op:LinearOperator, # forward operator
                     G:nn.Module, # generator
@@ -262,14 +287,14 @@ def soft_constraint(y:Tensor, # measurements
     hist = []
     for step in tqdm(range(steps), disable=not progress, desc='soft_constraint', leave=False):
         with torch.no_grad(): gz = G(z)
-        x = _cg(M, Aty + b_t * gz, x, cg_iters)
+        x = batched_cg(M, Aty + b_t * gz, cg_iters, x0=x)
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
         obj_z = b_t.flatten() * _per_item(G(z) - x) + a_t * z.pow(2).sum(1)
         opt.zero_grad(set_to_none=True); obj_z.sum().backward(); opt.step()
         if step % 10 == 0:
             with torch.no_grad(): hist.append(_per_item(op(x) - y) + obj_z.detach())
     with torch.no_grad():
-        x = _cg(M, Aty + b_t * G(z), x, cg_iters).clamp(0, 1); misfit = _per_item(op(x) - y)
+        x = batched_cg(M, Aty + b_t * G(z), cg_iters, x0=x).clamp(0, 1); misfit = _per_item(op(x) - y)
     return ReconResult(x, z.detach(), misfit[:, None], z.detach()[:, None], torch.zeros(B, dtype=torch.long, device=y.device),
                        torch.stack(hist)[:, :, None], time.time() - t0, 'soft_constraint', warm.steps_run + steps,
                        {'warmup': warm, 'G_z': G(z).detach()})
@@ -298,7 +323,7 @@ def pgd_gan(y:Tensor, # measurements
     hist = []
     for it in tqdm(range(outer), disable=not progress, desc='pgd_gan', leave=False):
         with torch.no_grad(): w = x + step * op.A_adjoint(yy - op(x))
-        z, _, _ = _adam_latent(lambda zz: _per_item(G(zz) - w), z, inner, lr, inner, False, 0.0, 'project')
+        z, _, _, _ = _adam_latent(lambda zz: _per_item(G(zz) - w), z, inner, lr, inner, False, 0.0, 'project')
         with torch.no_grad(): x = G(z); hist.append(_per_item(op(x) - yy))
     misfit = hist[-1]
     worse = misfit > misfit_start  # a few Adam steps are an inexact projection: never return a restart worse than its start

@@ -16,8 +16,8 @@ from .core import (check_int, check_float, check_choice, check_images, get_devic
                               safe_torch_load, set_cpu_threads)
 
 # %% auto #0
-__all__ = ['Generator', 'ConvDecoder', 'ConvEncoder', 'AE', 'VAE', 'TrainingDivergedError', 'BatchStream', 'step_generator',
-           'fit', 'train_autoencoder']
+__all__ = ['LIKELIHOODS', 'Generator', 'ConvDecoder', 'ConvEncoder', 'AE', 'VAE', 'TrainingDivergedError', 'BatchStream',
+           'step_generator', 'fit', 'train_autoencoder']
 
 # %% ../nbs/02_vae.ipynb #0e5e6120
 class Generator(nn.Module):
@@ -67,7 +67,8 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(2*width, width, 4, 2, 1), bn(width), nn.ReLU(),                   # 14x14
             nn.ConvTranspose2d(width, width//2, 4, 2, 1), bn(width//2), nn.ReLU(),              # 28x28
             nn.Conv2d(width//2, 1, 3, 1, 1))
-    def forward(self, z): return torch.sigmoid(self.net(self.fc(z).view(-1, 2*self.width, 7, 7)))
+    def logits(self, z): return self.net(self.fc(z).view(-1, 2*self.width, 7, 7))
+    def forward(self, z): return torch.sigmoid(self.logits(z))
 
 class ConvEncoder(nn.Module):
     "image (B, 1, 28, 28) -> features (B, out_dim)."
@@ -88,9 +89,11 @@ class AE(Generator):
     has_encoder = True
     def __init__(self, latent_dim:int=8, # size of z
                  width:int=64, # network width
+                 likelihood:str='gaussian', # 'gaussian' (summed squared error) or 'bernoulli' (cross-entropy on logits)
                 ):
         super().__init__()
         self.latent_dim, self.width = check_int(latent_dim, 'latent_dim', 1, 1024), check_int(width, 'width', 4, 1024)
+        self.likelihood = check_choice(likelihood, 'likelihood', LIKELIHOODS)
         self.encoder, self.decoder = ConvEncoder(self._enc_out(), width), ConvDecoder(latent_dim, width)
     def _enc_out(self): return self.latent_dim
     def forward(self, z:Tensor) -> Tensor: return self.decoder(self.check_latent(z))
@@ -104,33 +107,44 @@ class AE(Generator):
     def loss(self, x:Tensor, # a training batch
              generator:torch.Generator|None=None, # unused; the VAE draws its noise from it
             ) -> tuple[Tensor, dict]:
-        "Mean over the batch of the summed squared reconstruction error."
-        rec = F.mse_loss(self.reconstruct(x), x, reduction='sum') / len(x)
+        "Mean over the batch of the summed reconstruction loss (squared error or cross-entropy)."
+        rec = self.rec_loss(self.encode(x), x)
         return rec, {'rec': rec.item()}
-    def config(self) -> dict: return {'model': type(self).__name__.lower(), 'latent_dim': self.latent_dim, 'width': self.width}
+    def rec_loss(self, z:Tensor, # codes (B, latent_dim)
+                 x:Tensor, # target images (B, 1, 28, 28)
+                ) -> Tensor:
+        "Negative log-likelihood of `x` given `z` (up to a constant), summed over pixels, averaged over the batch."
+        if self.likelihood == 'gaussian': return F.mse_loss(self(z), x, reduction='sum') / len(x)
+        return F.binary_cross_entropy_with_logits(self.decoder.logits(self.check_latent(z)), x, reduction='sum') / len(x)
+    def config(self) -> dict:
+        cfg = {'model': type(self).__name__.lower(), 'latent_dim': self.latent_dim, 'width': self.width}
+        return cfg if self.likelihood == 'gaussian' else {**cfg, 'likelihood': self.likelihood}  # shipped Gaussian cards predate the option
 
 class VAE(AE):
     "Variational autoencoder with Gaussian posterior, N(0, I) prior and Gaussian likelihood."
     def __init__(self, latent_dim:int=8, # size of z
                  width:int=64, # network width
                  kl_weight:float=0.05, # beta in ||x - G(z)||^2 + beta KL
+                 likelihood:str='gaussian', # 'gaussian' or 'bernoulli', as in `AE`
                 ):
         self.kl_weight = check_float(kl_weight, 'kl_weight', 0)
-        super().__init__(latent_dim, width)
+        super().__init__(latent_dim, width, likelihood)
     def _enc_out(self): return 2*self.latent_dim
     def encode_dist(self, x:Tensor) -> tuple[Tensor, Tensor]:
         "Posterior mean and log-variance of each image."
         h = self.encoder(check_images(x, 'x', self.image_shape))
         return h[:, :self.latent_dim], h[:, self.latent_dim:].clamp(-12, 8)
     def loss(self, x, generator=None, kl_scale:float=1.0):
-        "Negative ELBO per image: summed squared error + kl_scale * kl_weight * KL (kl_scale < 1 during warm-up)."
+        "Negative ELBO per image: reconstruction loss + kl_scale * kl_weight * KL (kl_scale < 1 during warm-up)."
         mu, logvar = self.encode_dist(x)
         eps = torch.randn(mu.shape, generator=generator).to(mu)
         z = mu + eps * (0.5*logvar).exp()
-        rec = F.mse_loss(self(z), x, reduction='sum') / len(x)
+        rec = self.rec_loss(z, x)
         kl = 0.5*(mu**2 + logvar.exp() - 1 - logvar).sum() / len(x)
         return rec + kl_scale*self.kl_weight*kl, {'rec': rec.item(), 'kl': kl.item()}
     def config(self): return {**super().config(), 'kl_weight': self.kl_weight}
+
+LIKELIHOODS = ('gaussian', 'bernoulli')
 
 # %% ../nbs/02_vae.ipynb #21d2b094
 class TrainingDivergedError(RuntimeError):

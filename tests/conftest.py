@@ -2,8 +2,16 @@
 import os
 os.environ['MPLBACKEND'] = 'Agg'
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+import pytest
 import torch
 torch.set_num_threads(1)
+
+@pytest.fixture(scope='module')
+def vae():
+    "A small untrained VAE (latent 8, width 16), frozen: a generator for analysis tests that need no training."
+    from genprior_nb.vae import VAE
+    torch.manual_seed(0)
+    return VAE(8, width=16).eval().requires_grad_(False)
 
 
 # --browser: run the tests marked `browser` (headless Chromium, see tests/test_docs.py). Without it they are

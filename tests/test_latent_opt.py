@@ -93,6 +93,39 @@ def test_best_restart_selection(small_vae):
             own = ((op(G(r.all_z.flatten(0, 1))) - y.repeat_interleave(5, 0))**2).sum(1).view(3, 5)
         assert torch.allclose(own, r.misfit, rtol=1e-4, atol=1e-6), "misfit is ||A G(z_r) - y||^2 of each restart"
 
+def test_pruned_restarts_follow_the_unpruned_run(small_vae):
+    "Pruning: the kept restart is the best by objective at the pruning step, and its path equals the unpruned run's."
+    G = small_vae
+    op = CompressedSensing(25, seed=2)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad(): y = op(G(torch.randn(3, 4, generator=g))) + 0.05*torch.randn(3, 25, generator=g)
+    full = csgm(y, op, G, restarts=4, steps=40, lr=0.1, seed=1, log_every=1)
+    pr = csgm(y, op, G, restarts=4, steps=40, lr=0.1, seed=1, log_every=1, prune=0.25)
+    kept = full.history[9].argmin(1)  # objective logged at step 9 = the one pruning compares
+    assert torch.equal(pr.best, kept)
+    b = torch.arange(3)
+    # Adam acts per coordinate, so the kept restart's path matches the full run (up to batched-matmul rounding)
+    fct.test_close(pr.z, full.all_z[b, kept], eps=1e-4)
+    fct.test_close(pr.history[:, b, kept], full.history[:, b, kept], eps=1e-3)
+    others = torch.ones(3, 4, dtype=torch.bool); others[b, kept] = False
+    assert (pr.history[10:-1][:, others] == pr.history[9][others]).all(), "pruned restarts are frozen"
+    fct.test_eq(pr.misfit.shape, (3, 4))
+    with pytest.raises(ValueError, match=r'prune must be a finite number in \(0, 1\]'): csgm(y, op, G, steps=2, prune=1.5)
+
+@pytest.mark.parametrize('prune', [1.0, 0.3])
+def test_chunked_passes_match_one_pass(small_vae, prune):
+    "Solving the images in several passes (chunk) gives the same result as one pass: the problems are independent."
+    G = small_vae
+    op = CompressedSensing(25, seed=2)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad(): y = op(G(torch.randn(5, 4, generator=g))) + 0.05*torch.randn(5, 25, generator=g)
+    one = csgm(y, op, G, restarts=3, steps=30, lr=0.1, seed=1, prune=prune)
+    many = csgm(y, op, G, restarts=3, steps=30, lr=0.1, seed=1, prune=prune, chunk=6)  # 2 images per pass: 3 passes
+    assert torch.equal(one.best, many.best)
+    fct.test_close(one.all_z, many.all_z, eps=1e-4); fct.test_close(one.history, many.history, eps=1e-3)
+    fct.test_eq(many.history.shape, one.history.shape)
+    with pytest.raises(ValueError, match='chunk must be an integer'): csgm(y, op, G, steps=2, chunk=0)
+
 def test_early_stopping_and_history(linear_problem):
     G, z0, _ = linear_problem
     op = Identity(); y = op(G(z0))

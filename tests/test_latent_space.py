@@ -16,11 +16,6 @@ from genprior_nb.latent_space import (interpolate, interpolate_at, smoothness, l
 torch.set_num_threads(1)
 
 @pytest.fixture(scope='module')
-def vae():
-    torch.manual_seed(0)
-    return VAE(8, width=16).eval().requires_grad_(False)
-
-@pytest.fixture(scope='module')
 def wgan():
     torch.manual_seed(1)
     return WGANGenerator(8, width=16).eval().requires_grad_(False)

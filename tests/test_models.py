@@ -125,6 +125,33 @@ def test_autoencoder_training_lowers_loss(cls, X):
         for l, r, k in zip(h['loss'], h['rec'], h['kl']): assert abs(l - (r + 0.05*k)) < 1e-3*abs(l)
         assert all(k >= 0 for k in h['kl'])
 
+def test_bernoulli_likelihood(X):
+    "The Bernoulli option: cross-entropy on logits, kept in the config, and a rejected unknown likelihood."
+    torch.manual_seed(0); m = VAE(8, 8, likelihood='bernoulli')
+    fct.test_eq(m.config(), {'model': 'vae', 'latent_dim': 8, 'width': 8, 'likelihood': 'bernoulli', 'kl_weight': 0.05})
+    fct.test_eq(build_model(m.config()).likelihood, 'bernoulli')
+    fct.test_eq('likelihood' in VAE(8, 8).config(), False)  # Gaussian configs stay as the shipped cards have them
+    z, x = torch.zeros(3, 8), X[:3]
+    logits = m.decoder.logits(z)
+    expected = -(x*torch.log(torch.sigmoid(logits)) + (1 - x)*torch.log(1 - torch.sigmoid(logits))).sum() / 3
+    fct.test_close(m.rec_loss(z, x), expected, eps=1e-3)
+    fct.test_close(m(z), torch.sigmoid(logits), eps=1e-6)
+    before = _mse(m, X)
+    train_autoencoder(m, X, steps=30, batch_size=16, progress=False)
+    assert _mse(m, X) < 0.6*before
+    with pytest.raises(ValueError, match=r"likelihood must be one of \['bernoulli', 'gaussian'\], got 'poisson'"): AE(8, 8, likelihood='poisson')
+
+def test_saturated_sigmoid_gaussian_vs_bernoulli():
+    "Why shapes use the Bernoulli loss: at a saturated output (logit -12) the squared error gives ~no gradient, cross-entropy does."
+    x = torch.ones(1, 1, 28, 28)
+    grads = {}
+    for lik in ('gaussian', 'bernoulli'):
+        m = AE(8, 8, likelihood=lik)
+        with torch.no_grad(): m.decoder.net[-1].bias.fill_(-12.0); m.decoder.net[-1].weight.zero_()
+        m.rec_loss(torch.zeros(1, 8), x).backward()
+        grads[lik] = m.decoder.net[-1].bias.grad.abs().item()
+    assert grads['gaussian'] < 0.02 and grads['bernoulli'] > 700, grads
+
 def test_wgan_training(X):
     torch.manual_seed(0); G, D = WGANGenerator(8, 8), Critic(8)
     g0 = {k: v.clone() for k, v in G.state_dict().items()}

@@ -14,11 +14,6 @@ from genprior_nb.range import (representation_error, recovery_rate, restart_stat
 torch.set_num_threads(1)
 
 @pytest.fixture(scope='module')
-def vae():
-    torch.manual_seed(0)
-    return VAE(8, width=16).eval().requires_grad_(False)
-
-@pytest.fixture(scope='module')
 def linear():
     g = torch.Generator().manual_seed(0)
     W = torch.linalg.qr(torch.randn(64, 3, generator=g, dtype=torch.float64))[0].float()
