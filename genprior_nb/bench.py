@@ -22,12 +22,13 @@ from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, mean_ci, format_table
 
 # %% auto #0
-__all__ = ['RECONSTRUCT_COLUMNS', 'BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'QUICK_SETTINGS', 'MSWEEP_M',
-           'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES', 'TABLE_GENERATORS',
-           'TABLE_EXTRA', 'EXTRA_LEVELS', 'CELL_COLUMNS', 'QUALITY_COLUMNS', 'BENCHMARKS', 'machine_info', 'read_csv',
-           'naive_csgm', 'pass_flops', 'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'Cell',
-           'quality_grid', 'run_cell', 'aggregate', 'table_rows', 'plot_msweep', 'plot_operator_table', 'run_quality',
-           'bench_operators', 'run_bench']
+__all__ = ['RECONSTRUCT_COLUMNS', 'BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'TARGET_SETTINGS', 'QUICK_SETTINGS',
+           'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
+           'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS',
+           'CELL_COLUMNS', 'QUALITY_COLUMNS', 'BENCHMARKS', 'machine_info', 'read_csv', 'naive_csgm', 'pass_flops',
+           'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'Cell', 'quality_grid', 'run_cell',
+           'aggregate', 'table_rows', 'plot_msweep', 'plot_operator_table', 'run_quality', 'bench_operators',
+           'run_bench']
 
 # %% ../nbs/08_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -206,6 +207,11 @@ TABLE_SETTINGS = {  # the operator tables: cheaper still, to fit the CPU budget 
     'soft_constraint': dict(restarts=2, warmup_steps=150, steps=75),
     'pgd_gan': dict(restarts=2, outer=6, inner=25),
 }
+TARGET_SETTINGS = {  # the 256-image quality targets: 3 restarts, pruned to the best after a third of the steps
+    'csgm': dict(restarts=3, steps=200, lr=0.05, prune=1/3),
+    'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
+    'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
+}
 QUICK_SETTINGS = {
     'csgm': dict(restarts=2, steps=8),
     'sparse_deviation': dict(restarts=2, warmup_steps=4, steps=4),
@@ -235,11 +241,15 @@ TABLE_GENERATORS = {'fmnist': (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm')
                                ('wgan-shapes-8', 'sparse_deviation'))}
 TABLE_EXTRA = (('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'pgd_gan'))  # run last, fmnist only, on EXTRA_LEVELS
 EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), ('denoise', 0.1))
+TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
+TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'sparse_deviation'),
+                     ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'))
+GRIDS = ('full', 'targets')
 
 @dataclass(frozen=True)
 class Cell:
     "One benchmark problem: every evaluation image, one operator at one level, one generator (or none) and one method."
-    experiment: str     # 'msweep' or 'operators'
+    experiment: str     # 'msweep', 'operators' or 'targets'
     dataset: str        # 'fmnist' or 'shapes'
     operator: str       # a `bench_operator` name
     level: float        # the operator's level
@@ -252,8 +262,13 @@ class Cell:
 
 def quality_grid(quick:bool=False, # a tiny grid (2 operators, 1 generator) for smoke tests
                  dataset:str='fmnist', # data set of the quick grid
+                 grid:str='full', # 'full' (sweep and tables) or 'targets' (the quality targets of the latent-optimisation notebook)
                 ) -> list[Cell]:
     "The list of cells of `bench quality`, in the order they run."
+    check_choice(grid, 'grid', GRIDS)
+    if grid == 'targets' and not quick:
+        return ([Cell('targets', 'fmnist', o, l, '', b) for o, l in TARGET_LEVELS for b in TABLE_BASELINES] +
+                [Cell('targets', 'fmnist', o, l, g, m) for g, m in TARGET_GENERATORS for o, l in TARGET_LEVELS])
     if quick:
         gen = f'vae-{dataset}-8'
         return [Cell(e, dataset, o, l, g, m) for e, o, l in (('msweep', 'cs', 50), ('operators', 'inpaint', 0.25))
@@ -345,9 +360,10 @@ def plot_msweep(rows:list[dict], # quality.csv rows
 def plot_operator_table(rows:list[dict], # quality.csv rows
                         dataset:str='fmnist', # data set
                         metric:str='psnr', # 'psnr' or 'ssim'
+                        experiment:str='operators', # 'operators' (the tables) or 'targets' (the quality targets)
                        ):
     "Heat map of mean PSNR (or SSIM) of every method on every problem of the operator tables; returns the figure."
-    rs = [r for r in rows if r['experiment'] == 'operators' and r['dataset'] == dataset]
+    rs = [r for r in rows if r['experiment'] == experiment and r['dataset'] == dataset]
     lab = lambda r: f"{r['generator'].split('-')[0].upper()} {r['method']}" if r['generator'] else r['method']
     probs = list(dict.fromkeys(f"{r['operator']} {r['level']:g}" for r in rs)); meths = list(dict.fromkeys(lab(r) for r in rs))
     M = np.full((len(meths), len(probs)), np.nan)
@@ -391,7 +407,8 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
                 n_images:int|None=None, # evaluation images (default 256; 2 with `quick`)
                 quick:bool=False, # the tiny grid, a few steps
                 device:str|None=None, # torch device (default: best available)
-                cells:list[Cell]|None=None, # the grid (default `quality_grid(quick)`)
+                cells:list[Cell]|None=None, # the cells (default `quality_grid(quick, grid=grid)`)
+                grid:str='full', # 'full' or 'targets', see `quality_grid`
                 shard:tuple=(0, 1), # (i, k): run only the cells with index % k == i (for parallel workers)
                 progress:bool=True, # tqdm bar over cells
                 verbose:bool=True, # print tables
@@ -405,10 +422,11 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
         if quick:
             try: eval_images(1, dataset='fmnist')
             except FileNotFoundError: ds = 'shapes'
-        cells = quality_grid(quick, ds)
+        cells = quality_grid(quick, ds, grid)
     i_shard, k_shard = shard
     mine = [c for j, c in enumerate(cells) if j % k_shard == i_shard]
-    settings = lambda c: QUICK_SETTINGS if quick else QUALITY_SETTINGS if c.experiment == 'msweep' else TABLE_SETTINGS
+    settings = lambda c: (QUICK_SETTINGS if quick else QUALITY_SETTINGS if c.experiment == 'msweep' else
+                          TARGET_SETTINGS if c.experiment == 'targets' else TABLE_SETTINGS)
     todo = [c for c in mine if not (out/'cells'/f'{c.key}.csv').exists()]
     say(machine_info(dev))
     say(f"{len(cells)} cells, {len(mine)} in this shard: {len(mine) - len(todo)} done, {len(todo)} to run")
@@ -439,6 +457,8 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
         if any(r['experiment'] == 'msweep' and r['dataset'] == ds for r in rows): save_figure(plot_msweep(rows, ds), out/f'msweep_{ds}.png')
         if any(r['experiment'] == 'operators' and r['dataset'] == ds for r in rows):
             save_figure(plot_operator_table(rows, ds), out/f'operators_{ds}.png')
+        if any(r['experiment'] == 'targets' and r['dataset'] == ds for r in rows):
+            save_figure(plot_operator_table(rows, ds, experiment='targets'), out/f'targets_{ds}.png')
     if verbose and rows:
         for (e, ds) in dict.fromkeys((r['experiment'], r['dataset']) for r in rows):
             say(f"\n{e}, {ds} ({n} images, mean ± 95% CI):")
@@ -469,9 +489,10 @@ def run_bench(what:str, # 'reconstruct', 'quality' or 'operators'
               n_images:int|None=None, # images (default depends on the benchmark)
               quick:bool=False, # a tiny version, for a smoke test
               device:str|None=None, # torch device (default: best available)
+              grid:str='full', # quality only: 'full' or 'targets'
              ):
     "Run one benchmark by name (the function behind `genprior bench`)."
     check_choice(what, 'what', BENCHMARKS)
     if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device)
-    if what == 'quality': return run_quality(out, n_images, quick, device)
+    if what == 'quality': return run_quality(out, n_images, quick, device, grid=grid)
     return bench_operators(n_images, quick)

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default='out/bench', help='folder for CSV/PNG results (default: out/bench)')
     b.add_argument('--n-images', type=int, default=None, help='images (default depends on the benchmark)')
     b.add_argument('--quick', action='store_true', help='a tiny grid, for a smoke test')
+    b.add_argument('--grid', choices=('full', 'targets'), default='full', help="quality: the full grid or the 256-image quality targets (default: full)")
     b.add_argument('--device', default=None)
 
     sub.add_parser('list', help='list the shipped pretrained models', description='List the shipped pretrained models.')
@@ -143,7 +144,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
             run_demo(out=args.out, n_eval=args.n_eval, seed=args.seed, data=args.data, device=args.device)
         elif args.command == 'bench':
             from genprior_nb.bench import run_bench
-            run_bench(args.what, out=args.out, n_images=args.n_images, quick=args.quick, device=args.device)
+            run_bench(args.what, out=args.out, n_images=args.n_images, quick=args.quick, device=args.device, grid=args.grid)
         return 0
     except KeyboardInterrupt:
         if args.command == 'train' and (Path(args.out)/'checkpoint.pt').is_file():

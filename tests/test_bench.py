@@ -70,3 +70,16 @@ def test_bad_benchmark_name():
     fct.test_fail(lambda: run_bench('speed'), contains="what must be one of")
     r = subprocess.run([str(EXE), 'bench', 'speed'], capture_output=True, text=True, env=ENV, timeout=60)
     fct.test_eq(r.returncode, 2)
+
+def test_targets_grid():
+    "The quality-target grid: every target problem once per baseline and per generator method, baselines first."
+    from genprior_nb.bench import TARGET_LEVELS, TARGET_GENERATORS, TABLE_BASELINES, TARGET_SETTINGS
+    cells = quality_grid(grid='targets')
+    fct.test_eq(len(cells), len(TARGET_LEVELS) * (len(TABLE_BASELINES) + len(TARGET_GENERATORS)))
+    fct.test_eq(len({c.key for c in cells}), len(cells))
+    assert {('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('tomo', 10)} <= set(TARGET_LEVELS)
+    first_gen = next(i for i, c in enumerate(cells) if c.generator)
+    assert all(not c.generator for c in cells[:first_gen]) and all(c.generator for c in cells[first_gen:])
+    assert all(c.experiment == 'targets' and c.dataset == 'fmnist' for c in cells)
+    assert {m for _, m in TARGET_GENERATORS} <= set(TARGET_SETTINGS)
+    fct.test_fail(lambda: quality_grid(grid='small'), contains="grid must be one of ['full', 'targets'], got 'small'")

@@ -12,8 +12,7 @@ from genprior_nb.wgan import WGANGenerator, Critic, gradient_penalty, train_wgan
 from genprior_nb.pretrained import (WEIGHTS_DIR, MODEL_CLASSES, list_pretrained, model_card, build_model, load_weights,
                                     load_pretrained, recon_psnr, thin, write_card)
 
-# vae-shapes-8 is not shipped: both training runs on shapes collapsed (the decoder ignored z); see 03a_pretrained
-EXPECTED_PRETRAINED = ('ae-fmnist-8', 'vae-fmnist-8', 'wgan-fmnist-8', 'wgan-shapes-8')
+EXPECTED_PRETRAINED = ('ae-fmnist-8', 'vae-fmnist-8', 'wgan-fmnist-8', 'vae-shapes-8', 'wgan-shapes-8')
 
 @pytest.fixture(scope='module')
 def X():
