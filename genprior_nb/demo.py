@@ -22,8 +22,8 @@ __all__ = ['DEMO_METHODS', 'run_demo']
 
 # %% ../nbs/04c_demo.ipynb #73283db6
 DEMO_METHODS = {  # label -> (generator family or None, method, settings)
-    'WGAN-GP csgm': ('wgan', 'csgm', dict(restarts=3, steps=100, lr=0.1, prune=0.25)),
-    'VAE csgm': ('vae', 'csgm', dict(restarts=3, steps=100, lr=0.1, prune=0.25)),
+    'WGAN-GP csgm': ('wgan', 'csgm', dict(restarts=5, steps=150, lr=0.1, prune=0.25)),
+    'VAE csgm': ('vae', 'csgm', dict(restarts=5, steps=150, lr=0.1, prune=0.25)),
     'TV': (None, 'tv', {}),
     'l1-DCT': (None, 'l1_dct', {}),
     'l1-wavelet': (None, 'l1_wavelet', {}),
