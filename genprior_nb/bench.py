@@ -17,7 +17,7 @@ from .data import eval_images, save_figure
 from .operators import (LinearOperator, Identity, RandomInpainting, BlockInpainting, CompressedSensing,
                                    GaussianBlur, Downsample, ParallelBeamTomography, LimitedAngleTomography)
 from .pretrained import load_pretrained, list_pretrained
-from .latent_opt import reconstruct, csgm
+from .latent_opt import reconstruct, csgm, prune_step
 from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, mean_ci, format_table
 
@@ -135,7 +135,9 @@ def bench_reconstruct(out:str|Path='out/bench', # folder for reconstruct.csv
     n_ref = 1 if quick else check_int(n_reference, 'n_reference', 1, n_images)
     ref_kw = dict(restarts=2, steps=20, lr=0.01) if quick else dict(restarts=10, steps=1000, lr=0.01)
     fast_kw = dict(restarts=2, steps=20) if quick else {}
-    eff = {'restarts': 5, 'steps': 300, **fast_kw}  # csgm's defaults, for the table
+    eff = {'restarts': 5, 'steps': 300, 'prune': 0.2, **fast_kw}  # csgm's defaults, for the table
+    k = prune_step(eff['prune'], eff['steps'])
+    eff_passes = eff['restarts'] * eff['steps'] if k is None else eff['restarts'] * k + eff['steps'] - k
     if generator not in list_pretrained() and quick: generator = list_pretrained()[0]
     dataset = generator.split('-')[1]
     G = load_pretrained(generator, dev)
@@ -146,8 +148,8 @@ def bench_reconstruct(out:str|Path='out/bench', # folder for reconstruct.csv
     say(machine_info(dev))
     say(f"{generator}, {op!r}, noise {noise_std}; one pass {flops/1e6:.1f} MFLOP; 1024x1024 matmul {peak:.1f} GFLOP/s")
     rows = []
-    def row(protocol, n, r, s, sec, p, p_ref):
-        passes = r * s; gf = n * passes * flops / sec / 1e9
+    def row(protocol, n, r, s, sec, p, p_ref, passes=None):
+        passes = passes or r * s; gf = n * passes * flops / sec / 1e9
         pm, pc = mean_ci(p)
         rows.append(dict(protocol=protocol, images=n, restarts=r, steps=s, seconds=round(sec, 3), images_per_s=n / sec,
                          speedup=None, psnr_mean=pm, psnr_ci=pc, psnr_ref_images=float(p_ref.mean()), passes_per_image=passes,
@@ -161,7 +163,8 @@ def bench_reconstruct(out:str|Path='out/bench', # folder for reconstruct.csv
         _sync(dev); t = time.perf_counter()
         xb = csgm(y[:n], op, G, seed=0, **fast_kw).x; _sync(dev); sec = time.perf_counter() - t
         p = psnr(xb, x[:n]).cpu()
-        row(f"genprior_nb csgm, batched ({eff['restarts']}x{eff['steps']})", n, eff['restarts'], eff['steps'], sec, p, p[:n_ref])
+        row(f"genprior_nb csgm, batched ({eff['restarts']}x{eff['steps']}, pruned after {eff['prune']:.0%})", n, eff['restarts'],
+            eff['steps'], sec, p, p[:n_ref], eff_passes)
     for r in rows: r['speedup'] = r['images_per_s'] / rows[0]['images_per_s']
     _write_csv(out/'reconstruct.csv', rows, RECONSTRUCT_COLUMNS)
     say(f"\n| protocol | images | s | images/s | speed-up | PSNR (dB) | PSNR on the {n_ref} reference images | GFLOP/s (% of matmul) |")
@@ -195,9 +198,9 @@ def bench_operator(operator:str, # 'cs', 'inpaint', 'block', 'blur', 'downsample
     return op, BENCH_NOISE
 
 # %% ../nbs/08_benchmarks.ipynb #befc1e31
-QUALITY_SETTINGS = {
-    'csgm': dict(restarts=3, steps=200, lr=0.05),
-    'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05),
+QUALITY_SETTINGS = {  # the sweep; restarts pruned to the best after a third of the steps (see `csgm`)
+    'csgm': dict(restarts=3, steps=200, lr=0.05, prune=1/3),
+    'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
     'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
     'pgd_gan': dict(restarts=3, outer=8, inner=25),
 }
@@ -244,7 +247,7 @@ EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), (
 TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
 TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'sparse_deviation'),
                      ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'))
-GRIDS = ('full', 'targets')
+GRIDS = ('full', 'targets', 'msweep')
 
 @dataclass(frozen=True)
 class Cell:
@@ -262,13 +265,16 @@ class Cell:
 
 def quality_grid(quick:bool=False, # a tiny grid (2 operators, 1 generator) for smoke tests
                  dataset:str='fmnist', # data set of the quick grid
-                 grid:str='full', # 'full' (sweep and tables) or 'targets' (the quality targets of the latent-optimisation notebook)
+                 grid:str='full', # 'full' (sweep and tables), 'targets' (the quality targets of the latent-optimisation notebook) or 'msweep' (the sweep only)
                 ) -> list[Cell]:
     "The list of cells of `bench quality`, in the order they run."
     check_choice(grid, 'grid', GRIDS)
     if grid == 'targets' and not quick:
         return ([Cell('targets', 'fmnist', o, l, '', b) for o, l in TARGET_LEVELS for b in TABLE_BASELINES] +
                 [Cell('targets', 'fmnist', o, l, g, m) for g, m in TARGET_GENERATORS for o, l in TARGET_LEVELS])
+    if grid == 'msweep' and not quick:
+        return ([Cell('msweep', 'fmnist', 'cs', m, '', b) for m in MSWEEP_M for b in MSWEEP_BASELINES] +
+                [Cell('msweep', 'fmnist', 'cs', m, g, meth) for g, meth in MSWEEP_GENERATORS for m in MSWEEP_M])
     if quick:
         gen = f'vae-{dataset}-8'
         return [Cell(e, dataset, o, l, g, m) for e, o, l in (('msweep', 'cs', 50), ('operators', 'inpaint', 0.25))

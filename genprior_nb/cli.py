@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default='out/bench', help='folder for CSV/PNG results (default: out/bench)')
     b.add_argument('--n-images', type=int, default=None, help='images (default depends on the benchmark)')
     b.add_argument('--quick', action='store_true', help='a tiny grid, for a smoke test')
-    b.add_argument('--grid', choices=('full', 'targets'), default='full', help="quality: the full grid or the 256-image quality targets (default: full)")
+    b.add_argument('--grid', choices=('full', 'targets', 'msweep'), default='full', help="quality: the full grid, the quality targets or the CS sweep only (default: full)")
     b.add_argument('--device', default=None)
 
     sub.add_parser('list', help='list the shipped pretrained models', description='List the shipped pretrained models.')

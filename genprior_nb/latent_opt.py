@@ -142,7 +142,7 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
          progress:bool=False, # tqdm bar
          tol:float=0.0, # early-stop tolerance on relative objective change (0: off)
          optimizer:str='adam', # 'adam' or 'lbfgs'
-         prune:float=1.0, # Adam only: after this fraction of the steps keep only the best restart per image (1: never)
+         prune:float=0.2, # Adam only: after this fraction of the steps keep only the best restart per image (1: never)
          chunk:int=256, # most problems (images x restarts) per solver pass; larger batches run slower per item on a CPU
         ) -> ReconResult:
     "In-range reconstruction: min_z ||A G(z) - y||^2 + lam ||z||^2 from several restarts; keeps the best by misfit."

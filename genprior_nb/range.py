@@ -77,6 +77,7 @@ def csgm_chunked(x:Tensor, # targets (N, C, H, W); the operator is the identity
     op, parts = Identity(tuple(x.shape[1:])), []
     for i in range(0, len(x), batch_size):
         ini = init[i:i + batch_size] if isinstance(init, Tensor) else init
+        kw.setdefault('prune', 1.0)  # every restart runs to the end: the restart statistics compare them all
         parts.append(csgm(x[i:i + batch_size], op, G, restarts, steps, lr, seed=seed + i, init=ini, **kw))
     return _cat_results(parts)
 

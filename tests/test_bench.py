@@ -82,4 +82,6 @@ def test_targets_grid():
     assert all(not c.generator for c in cells[:first_gen]) and all(c.generator for c in cells[first_gen:])
     assert all(c.experiment == 'targets' and c.dataset == 'fmnist' for c in cells)
     assert {m for _, m in TARGET_GENERATORS} <= set(TARGET_SETTINGS)
-    fct.test_fail(lambda: quality_grid(grid='small'), contains="grid must be one of ['full', 'targets'], got 'small'")
+    fct.test_fail(lambda: quality_grid(grid='small'), contains="grid must be one of ['full', 'msweep', 'targets'], got 'small'")
+    sweep = quality_grid(grid='msweep')
+    fct.test_eq({c.key for c in sweep}, {c.key for c in quality_grid() if c.experiment == 'msweep'})

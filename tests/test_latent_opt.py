@@ -38,7 +38,7 @@ def test_linear_generator_matches_ridge_solution(linear_problem, opname, optimiz
     y = op(G(z0)) + 0.05*torch.randn((3,) + op.out_shape, generator=torch.Generator().manual_seed(5))
     lam = 0.1
     zs = _ridge(G.W, A, y, lam)
-    r = csgm(y, op, G, restarts=2, steps=400, lr=0.1, lam=lam, optimizer=optimizer)
+    r = csgm(y, op, G, restarts=2, steps=400, lr=0.1, lam=lam, optimizer=optimizer, prune=1.0)  # every restart to the end
     err = (r.z.double() - zs).abs().max().item()
     assert err < 1e-4 * max(1., zs.abs().max().item()), err
     assert torch.allclose(r.x, G(r.z)), "x is G(z) for csgm"
@@ -75,14 +75,14 @@ def test_in_range_recovery_from_few_cs_measurements(small_vae):
     op = CompressedSensing(25, seed=2)   # 25 measurements of a 784-pixel image
     r = csgm(op(x), op, G, restarts=4, steps=200, lr=0.1, seed=0)
     assert min(_psnr(r.x, x)) > 40, _psnr(r.x, x)
-    assert (r.misfit.min(1).values < 1e-4).all(), r.misfit
+    assert (r.misfit.min(1).values < 1e-3).all(), r.misfit  # near zero: the kept restart found the true code
 
 def test_best_restart_selection(small_vae):
     G = small_vae
     op = CompressedSensing(25, seed=2)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad(): y = op(G(torch.randn(3, 4, generator=g))) + 0.05*torch.randn(3, 25, generator=g)
-    for r in (csgm(y, op, G, restarts=5, steps=15, lr=0.1, seed=1), pgd_gan(y, op, G, restarts=5, outer=2, inner=5, seed=1)):
+    for r in (csgm(y, op, G, restarts=5, steps=15, lr=0.1, seed=1, prune=1.0), pgd_gan(y, op, G, restarts=5, outer=2, inner=5, seed=1)):
         fct.test_eq(r.misfit.shape, (3, 5)); fct.test_eq(r.all_z.shape, (3, 5, 4))
         assert torch.equal(r.best, r.misfit.argmin(1))
         assert len(set(r.misfit[0].tolist())) > 1, "control: restarts end at different misfits"
