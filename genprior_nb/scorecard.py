@@ -79,7 +79,7 @@ SCORE_ROWS = (  # key in the evaluation, label, which direction is better ('high
     ('recovery_max', 'in-range recovery, R restarts', 'high', '{:.0%}'),
     ('p_best_1', 'P(one restart reaches the best loss)', 'high', '{:.0%}'),
     ('restarts_95', 'restarts for 95% (real images)', 'low', '{:d}'),
-    ('z_norm_ratio', '||z*|| / chi mean', 'one', '{:.2f}'),
+    ('z_norm_ratio', 'norm of z* / chi mean', 'one', '{:.2f}'),
     ('smooth_max_over_mean', 'largest / mean step on latent paths', 'low', '{:.2f}'),
     ('coverage_tv', 'class coverage, TV from uniform', 'low', '{:.3f}'),
     ('precision', 'precision (k=3)', 'high', '{:.2f}'),
