@@ -23,12 +23,12 @@ from .metrics import psnr, ssim, mean_ci, format_table
 
 # %% auto #0
 __all__ = ['RECONSTRUCT_COLUMNS', 'BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'TARGET_SETTINGS', 'QUICK_SETTINGS',
-           'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
-           'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS',
+           'SOFT_TV_WEIGHTS', 'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
+           'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS',
            'CELL_COLUMNS', 'QUALITY_COLUMNS', 'BENCHMARKS', 'machine_info', 'read_csv', 'naive_csgm', 'pass_flops',
-           'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'Cell', 'quality_grid', 'run_cell',
-           'aggregate', 'table_rows', 'plot_msweep', 'plot_operator_table', 'run_quality', 'bench_operators',
-           'run_bench']
+           'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'soft_tv_weights', 'Cell',
+           'quality_grid', 'run_cell', 'aggregate', 'table_rows', 'plot_msweep', 'plot_operator_table', 'run_quality',
+           'bench_operators', 'run_bench']
 
 # %% ../nbs/08_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -202,23 +202,27 @@ QUALITY_SETTINGS = {  # the sweep; restarts pruned to the best after a third of 
     'csgm': dict(restarts=3, steps=200, lr=0.05, prune=1/3),
     'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
     'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
+    'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),
     'pgd_gan': dict(restarts=3, outer=8, inner=25),
 }
 TABLE_SETTINGS = {  # the operator tables: cheaper still, to fit the CPU budget of the committed run
     'csgm': dict(restarts=2, steps=150, lr=0.05),
     'sparse_deviation': dict(restarts=2, warmup_steps=150, steps=75, lr=0.05),
     'soft_constraint': dict(restarts=2, warmup_steps=150, steps=75),
+    'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),  # as tuned (`soft_tv_weights`)
     'pgd_gan': dict(restarts=2, outer=6, inner=25),
 }
 TARGET_SETTINGS = {  # the 256-image quality targets: 3 restarts, pruned to the best after a third of the steps
     'csgm': dict(restarts=3, steps=200, lr=0.05, prune=1/3),
     'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
     'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
+    'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),
 }
 QUICK_SETTINGS = {
     'csgm': dict(restarts=2, steps=8),
     'sparse_deviation': dict(restarts=2, warmup_steps=4, steps=4),
     'soft_constraint': dict(restarts=2, warmup_steps=4, steps=4),
+    'soft_constraint_tv': dict(restarts=2, warmup_steps=4, steps=4),
     'pgd_gan': dict(restarts=2, outer=2, inner=4),
 }
 
@@ -227,6 +231,23 @@ def sparse_weight(operator:str, # the cell's operator
                  ) -> float:
     "The l1 weight of the sparse deviation for a cell (0.05 for every cell; see the check below)."
     return 0.05
+
+SOFT_TV_WEIGHTS = {  # (operator, level) -> (b, tv), from scripts/tune_soft_tv.py (nbs/benchmarks/soft_tv_tuning.csv)
+    ('inpaint', 0.25): (0.8, 0.015), ('inpaint', 0.1): (3.2, 0.015), ('block', 14.0): (0.4, 0.015),
+    ('cs', 50.0): (3.2, 0.02), ('cs', 150.0): (0.1, 0.01), ('cs', 300.0): (0.05, 0.02),
+    ('blur', 1.0): (0.1, 0.005), ('downsample', 4.0): (0.2, 0.005),
+    ('tomo', 5.0): (0.2, 0.015), ('tomo', 10.0): (0.05, 0.015), ('tomo', 30.0): (0.05, 0.06),
+    ('denoise', 0.1): (0.4, 0.04), ('denoise', 0.2): (3.2, 0.04)}
+
+def soft_tv_weights(operator:str, # the cell's operator
+                    level:float, # its level
+                   ) -> tuple[float, float]:
+    "The tuned weights (b, tv) of `soft_constraint` with TV for a benchmark problem (the `soft_constraint_tv` cells)."
+    key = (operator, float(level))
+    if key not in SOFT_TV_WEIGHTS:
+        raise ValueError(f"no tuned soft_constraint_tv weights for {operator} {level:g}; tuned problems: "
+                         f"{', '.join(f'{o} {l:g}' for o, l in SOFT_TV_WEIGHTS)} (run scripts/tune_soft_tv.py)")
+    return SOFT_TV_WEIGHTS[key]
 
 # %% ../nbs/08_benchmarks.ipynb #fc7fbe80
 MSWEEP_M = (10, 25, 50, 100, 200, 300, 400, 500, 750)
@@ -244,9 +265,10 @@ TABLE_GENERATORS = {'fmnist': (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm')
                                ('wgan-shapes-8', 'sparse_deviation'))}
 TABLE_EXTRA = (('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'pgd_gan'))  # run last, fmnist only, on EXTRA_LEVELS
 EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), ('denoise', 0.1))
+TABLE_TV = (('vae-fmnist-8', 'soft_constraint_tv'),)  # run after TABLE_EXTRA, on every fmnist problem
 TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
 TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'sparse_deviation'),
-                     ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'))
+                     ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'soft_constraint_tv'))
 GRIDS = ('full', 'targets', 'msweep')
 
 @dataclass(frozen=True)
@@ -285,6 +307,7 @@ def quality_grid(quick:bool=False, # a tiny grid (2 operators, 1 generator) for 
     for ds in ('fmnist', 'shapes'):
         cells += [Cell('operators', ds, o, l, g, meth) for g, meth in TABLE_GENERATORS[ds] for o, l in OPERATOR_LEVELS[ds]]
     cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_EXTRA for o, l in EXTRA_LEVELS]
+    cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_TV for o, l in OPERATOR_LEVELS['fmnist']]
     return cells
 
 # %% ../nbs/08_benchmarks.ipynb #f1555b42
@@ -303,8 +326,11 @@ def run_cell(cell:Cell, # the problem
     _sync(dev); t = time.perf_counter()
     if cell.generator:
         kw = dict((settings or QUALITY_SETTINGS)[cell.method])
-        if cell.method == 'sparse_deviation': kw.setdefault('weight', sparse_weight(cell.operator, cell.level))
-        xr = reconstruct(y, op, G, cell.method, seed=0, **kw).x
+        method = cell.method
+        if method == 'sparse_deviation': kw.setdefault('weight', sparse_weight(cell.operator, cell.level))
+        if method == 'soft_constraint_tv':  # the soft constraint with a TV term, weights tuned per problem
+            method = 'soft_constraint'; b, tv = soft_tv_weights(cell.operator, cell.level); kw = dict(kw, b=b, tv=tv)
+        xr = reconstruct(y, op, G, method, seed=0, **kw).x
     else: xr = baseline_reconstruct(y, op, cell.method)
     _sync(dev); sec = time.perf_counter() - t
     xr = xr.detach().clamp(0, 1)

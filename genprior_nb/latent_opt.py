@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from .core import check_int, check_float, check_choice, get_device
 from .operators import LinearOperator
 from .baselines import dct2, idct2, soft_threshold, batched_cg  # shared with the classical l1 baselines
+from .baselines import image_gradient, image_gradient_adjoint, tv_norm  # the TV term of `soft_constraint`
 
 # %% auto #0
 __all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'prune_step', 'csgm', 'LinearGenerator', 'sparse_deviation',
@@ -261,6 +262,26 @@ def sparse_deviation(y:Tensor, # measurements
                        warm.steps_run + steps, {'u': u, 'warmup': warm, 'basis': basis})
 
 # %% ../nbs/04_latent_opt.ipynb #68dbfba5
+def _tv_x_update(y, op, b_t, tv, n_iter, x):
+    "Warm-started Chambolle-Pock steps on 0.5||A x - y||^2 + b/2 ||x - g||^2 + tv/2 TV(x) over [0, 1]; returns update(x, g)."
+    L = math.sqrt(op.norm()**2 + 8.); sigma = tau = 0.99 / L   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
+    half_tv = tv / 2   # the objective above halved, to match `tv_reconstruct`'s 0.5||A x - y||^2 + lam TV(x)
+    state = dict(xbar=x.detach().clamp(0, 1), q=torch.zeros_like(y), p=image_gradient(torch.zeros_like(x)))
+    def update(x, g):
+        with torch.no_grad():
+            x, xbar, q, p = x.detach().clamp(0, 1), state['xbar'], state['q'], state['p']
+            for _ in range(n_iter):
+                q = (q + sigma * (op.A(xbar) - y)) / (1 + sigma)
+                p = p + sigma * image_gradient(xbar)
+                p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / half_tv).clamp_min(1.)
+                v = x - tau * (op.A_adjoint(q) + image_gradient_adjoint(p))
+                x_new = ((v + tau * b_t * g) / (1 + tau * b_t)).clamp(0, 1)  # prox of b/2||. - g||^2 + box, separable
+                xbar, x = 2 * x_new - x, x_new
+            state.update(xbar=xbar, q=q, p=p)
+        return x
+    return update
+
+# %% ../nbs/04_latent_opt.ipynb #8283fa1f
 def soft_constraint(y:Tensor, # measurements
                     op:LinearOperator, # forward operator
                     G:nn.Module, # generator
@@ -269,32 +290,39 @@ def soft_constraint(y:Tensor, # measurements
                     restarts:int=5, # restarts of the warm-up
                     warmup_steps:int=300, # CSGM steps
                     steps:int=200, # alternating (x, z) iterations
-                    cg_iters:int=5, # CG steps per x-update
+                    cg_iters:int=5, # CG steps per x-update (tv = 0)
                     lr:float=0.02, # Adam learning rate for z
                     seed:int=0, # seed of the restarts
                     init='prior', # warm-up initialisation
                     progress:bool=False, # tqdm bar
+                    tv:float=0.0, # weight of TV(x); > 0 adds it and keeps x in [0, 1]
+                    pd_iters:int=5, # primal-dual steps per x-update (tv > 0)
+                    prune:float=1.0, # restart pruning of the warm-up, as in `csgm`
                    ) -> ReconResult:
-    "Optimise (x, z) on ||A x - y||^2 + a ||z||^2 + b ||G(z) - x||^2 by alternating CG (x) and Adam (z) steps."
-    _check_problem(y, op, G); check_int(steps, 'steps', 1); check_int(cg_iters, 'cg_iters', 1)
+    "Optimise (x, z) on ||A x - y||^2 + a ||z||^2 + b ||G(z) - x||^2 (+ tv TV(x)), alternating x-updates and Adam steps on z."
+    _check_problem(y, op, G); check_int(steps, 'steps', 1); check_int(cg_iters, 'cg_iters', 1); check_int(pd_iters, 'pd_iters', 1)
+    tv = check_float(tv, 'tv', 0)
     t0, B = time.time(), len(y)
     b_t = _lam_tensor(b, B, y, 'b').view(B, 1, 1, 1); a_t = _lam_tensor(a, B, y, 'a')   # checked before the warm-up
-    warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress)
+    warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress, prune=prune)
     z = warm.z.clone().requires_grad_(True); x = warm.x.clone()
     opt = torch.optim.Adam([z], lr=lr)
-    Aty = op.A_adjoint(y)
-    M = lambda v: op.A_adjoint(op(v)) + b_t * v
+    if tv > 0: x_update = _tv_x_update(y, op, b_t, tv, pd_iters, x)
+    else:
+        Aty = op.A_adjoint(y)
+        M = lambda v: op.A_adjoint(op(v)) + b_t * v
+        x_update = lambda x, gz: batched_cg(M, Aty + b_t * gz, cg_iters, x0=x)
     hist = []
     for step in tqdm(range(steps), disable=not progress, desc='soft_constraint', leave=False):
         with torch.no_grad(): gz = G(z)
-        x = batched_cg(M, Aty + b_t * gz, cg_iters, x0=x)
+        x = x_update(x, gz)
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
         obj_z = b_t.flatten() * _per_item(G(z) - x) + a_t * z.pow(2).sum(1)
         opt.zero_grad(set_to_none=True); obj_z.sum().backward(); opt.step()
         if step % 10 == 0:
-            with torch.no_grad(): hist.append(_per_item(op(x) - y) + obj_z.detach())
+            with torch.no_grad(): hist.append(_per_item(op(x) - y) + obj_z.detach() + (tv * tv_norm(x) if tv > 0 else 0))
     with torch.no_grad():
-        x = batched_cg(M, Aty + b_t * G(z), cg_iters, x0=x).clamp(0, 1); misfit = _per_item(op(x) - y)
+        x = x_update(x, G(z)).clamp(0, 1); misfit = _per_item(op(x) - y)
     return ReconResult(x, z.detach(), misfit[:, None], z.detach()[:, None], torch.zeros(B, dtype=torch.long, device=y.device),
                        torch.stack(hist)[:, :, None], time.time() - t0, 'soft_constraint', warm.steps_run + steps,
                        {'warmup': warm, 'G_z': G(z).detach()})

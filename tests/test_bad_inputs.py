@@ -275,6 +275,8 @@ case('solve/unknown-method', lambda: L.reconstruct(Y2, OP, G4, 'admm'), ValueErr
 case('solve/sparse-unknown-basis', lambda: L.sparse_deviation(Y2, OP, G4, basis='haar', restarts=1, warmup_steps=1, steps=1), ValueError, "basis must be one of ['dct', 'pixel'], got 'haar'")
 case('solve/sparse-weight-negative', lambda: L.sparse_deviation(Y2, OP, G4, weight=-0.1, restarts=1, warmup_steps=1, steps=1), ValueError, 'weight must be a finite number in [0, inf], got -0.1')
 case('solve/soft-b-nan', lambda: L.soft_constraint(Y2, OP, G4, b=float('nan'), restarts=1, warmup_steps=1, steps=1), ValueError, 'b must be a finite number in [0, inf], got nan')
+case('solve/soft-tv-negative', lambda: L.soft_constraint(Y2, OP, G4, tv=-0.5, restarts=1, warmup_steps=1, steps=1), ValueError, 'tv must be a finite number in [0, inf], got -0.5')
+case('solve/soft-pd-iters-0', lambda: L.soft_constraint(Y2, OP, G4, tv=0.1, pd_iters=0, restarts=1, warmup_steps=1, steps=1), ValueError, 'pd_iters must be an integer in [1, inf], got 0')
 case('solve/pgd-eta-0', lambda: L.pgd_gan(Y2, OP, G4, eta=0.), ValueError, 'eta must be a finite number in (0, inf], got 0.0')
 case('solve/pgd-outer-0', lambda: L.pgd_gan(Y2, OP, G4, outer=0), ValueError, 'outer must be an integer in [1, inf], got 0')
 

@@ -1,5 +1,6 @@
 "Tests of genprior_nb.bench: the quality grid end to end (in process and through the CLI), its CSV schema, resumability, and the speed benchmark."
-import os, sys, subprocess
+import os, sys, subprocess, math
+import torch
 from pathlib import Path
 import pytest
 import fastcore.test as fct
@@ -85,3 +86,19 @@ def test_targets_grid():
     fct.test_fail(lambda: quality_grid(grid='small'), contains="grid must be one of ['full', 'msweep', 'targets'], got 'small'")
     sweep = quality_grid(grid='msweep')
     fct.test_eq({c.key for c in sweep}, {c.key for c in quality_grid() if c.experiment == 'msweep'})
+
+def test_soft_constraint_tv_cells():
+    "Every fmnist problem with a `soft_constraint_tv` cell has tuned weights, and such a cell runs with them."
+    from genprior_nb.bench import Cell, run_cell, soft_tv_weights, SOFT_TV_WEIGHTS, QUICK_SETTINGS
+    from genprior_nb.vae import VAE
+    tv_cells = [c for c in quality_grid() + quality_grid(grid='targets') if c.method == 'soft_constraint_tv']
+    assert len(tv_cells) >= 10
+    for c in tv_cells:
+        b, tv = soft_tv_weights(c.operator, c.level)
+        assert 0 < b <= 3.2 and 0 < tv < 1, (c.key, b, tv)
+    fct.test_fail(lambda: soft_tv_weights('cs', 77), contains='no tuned soft_constraint_tv weights for cs 77; tuned problems: inpaint 0.25')
+    torch.manual_seed(0); G = VAE(8, width=8).eval().requires_grad_(False)
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    rows = run_cell(Cell('operators', 'fmnist', 'inpaint', 0.25, 'tiny', 'soft_constraint_tv'), x, G, QUICK_SETTINGS)
+    fct.test_eq(len(rows), 2); assert all(math.isfinite(r['psnr']) for r in rows)
+    fct.test_eq(len(SOFT_TV_WEIGHTS), len({(c.operator, c.level) for c in tv_cells}))

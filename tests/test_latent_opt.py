@@ -191,6 +191,32 @@ def test_sparse_deviation_fits_off_range_spikes():
     assert ((u.abs() > 1e-6).sum(1) < 50).all(), "the deviation is sparse"
     assert (r_sd.misfit < r_in.misfit).all()
 
+def _square_problem():
+    "A linear generator (grey level plus small patterns) and two of its images with a flat bright square added: off the range."
+    W = 0.05*torch.randn(784, 4, generator=torch.Generator().manual_seed(2)); W[:, 0] = 0.4
+    G = LinearGenerator(W)
+    z0 = torch.cat([torch.ones(2, 1), torch.randn(2, 3, generator=torch.Generator().manual_seed(3))], 1)
+    x = G(z0).clamp(0, 1); x[:, :, 8:16, 8:16] = 1.0
+    op = CompressedSensing(300, seed=2)
+    return G, x, op, op.measure(x, 0.02, seed=0)
+
+def test_soft_constraint_tv_with_b0_is_tv_reconstruct():
+    from genprior_nb.baselines import tv_reconstruct
+    G, x, op, y = _square_problem()
+    r = soft_constraint(y, op, G, b=0.0, tv=0.02, restarts=1, warmup_steps=20, steps=30, pd_iters=4)
+    xt = tv_reconstruct(y, op, 0.01, n_iter=31*4, tol=0, x0=r.extra['warmup'].x)   # tv/2, (steps + 1) x pd_iters steps
+    fct.test_close(r.x, xt, eps=1e-5)
+
+def test_soft_constraint_tv_follows_piecewise_constant_deviation():
+    G, x, op, y = _square_problem()
+    plain = soft_constraint(y, op, G, b=0.1, restarts=1, warmup_steps=100, steps=200)
+    with_tv = soft_constraint(y, op, G, b=0.1, tv=0.02, restarts=1, warmup_steps=100, steps=200)
+    gain = [a - b for a, b in zip(_psnr(with_tv.x, x), _psnr(plain.x, x))]
+    assert min(gain) > 1, gain
+    assert float(with_tv.x.min()) >= 0 and float(with_tv.x.max()) <= 1
+    fct.test_eq(soft_constraint(y, op, G, b=0.1, tv=0.0, restarts=1, warmup_steps=5, steps=5).x,
+                soft_constraint(y, op, G, b=0.1, restarts=1, warmup_steps=5, steps=5).x)   # tv = 0 is the plain method
+
 def test_soft_threshold():
     v = torch.tensor([-3., -1., -0.5, 0., 0.5, 1., 3.])
     fct.test_eq(soft_threshold(v, 1.).tolist(), [-2., 0., 0., 0., 0., 0., 2.])
