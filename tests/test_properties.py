@@ -146,8 +146,9 @@ def test_pgd_gan_properties(gen, kind, B, restarts, seed, noise, outer, inner, e
     _check(res, op, y, B, G.latent_dim, _start_misfit(G, op, y, restarts, seed))
 
 @settings(max_examples=5, **SETTINGS)
-@given(steps=st.integers(1, 6), **solver_args)
-def test_soft_constraint_properties(gen, kind, B, restarts, seed, noise, steps):
+@given(steps=st.integers(1, 6), tv=st.sampled_from([0., 0.01, 0.1]), **solver_args)
+def test_soft_constraint_properties(gen, kind, B, restarts, seed, noise, steps, tv):
     G = _G(gen, seed); op, x, y = _problem(G, kind, B, seed, noise)
-    res = soft_constraint(y, op, G, restarts=restarts, warmup_steps=steps, steps=steps, seed=seed)
+    res = soft_constraint(y, op, G, restarts=restarts, warmup_steps=steps, steps=steps, seed=seed, tv=tv)
     assert res.x.shape == (B, 1, 28, 28) and torch.isfinite(res.x).all() and torch.isfinite(res.misfit).all()
+    assert float(res.x.min()) >= 0 and float(res.x.max()) <= 1
