@@ -25,10 +25,10 @@ from .metrics import psnr, ssim, mean_ci, format_table
 __all__ = ['RECONSTRUCT_COLUMNS', 'BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'TARGET_SETTINGS', 'QUICK_SETTINGS',
            'SOFT_TV_WEIGHTS', 'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
            'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS',
-           'CELL_COLUMNS', 'QUALITY_COLUMNS', 'BENCHMARKS', 'machine_info', 'read_csv', 'naive_csgm', 'pass_flops',
-           'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'soft_tv_weights', 'Cell',
-           'quality_grid', 'run_cell', 'aggregate', 'table_rows', 'plot_msweep', 'plot_operator_table', 'run_quality',
-           'bench_operators', 'run_bench']
+           'CELL_COLUMNS', 'QUALITY_COLUMNS', 'PAIRED_COLUMNS', 'BENCHMARKS', 'machine_info', 'read_csv', 'naive_csgm',
+           'pass_flops', 'matmul_gflops', 'bench_reconstruct', 'bench_operator', 'sparse_weight', 'soft_tv_weights',
+           'Cell', 'quality_grid', 'run_cell', 'aggregate', 'method_label', 'table_rows', 'paired_comparison',
+           'paired_table', 'plot_msweep', 'plot_operator_table', 'run_quality', 'bench_operators', 'run_bench']
 
 # %% ../nbs/08_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -360,12 +360,49 @@ def aggregate(out:str|Path='out/bench', # the benchmark folder
     _write_csv(out/'quality.csv', rows, QUALITY_COLUMNS)
     return rows
 
+def method_label(row:dict, # a quality.csv (or cell) row
+                ) -> str:
+    "A row's method, prefixed by its generator family ('VAE csgm'); a classical method's name alone."
+    return f"{row['generator'].split('-')[0].upper()} {row['method']}" if row['generator'] else row['method']
+
 def table_rows(rows:list[dict], # rows of quality.csv
               ) -> list[dict]:
     "quality.csv rows as `metrics.format_table` rows, the method labelled with its generator."
-    lab = lambda r: f"{r['generator'].split('-')[0].upper()} {r['method']}" if r['generator'] else r['method']
-    return [dict(operator=r['operator'], level=r['level'], method=lab(r), n=r['n'], psnr_mean=r['psnr_mean'], psnr_ci=r['psnr_ci'],
+    return [dict(operator=r['operator'], level=r['level'], method=method_label(r), n=r['n'], psnr_mean=r['psnr_mean'], psnr_ci=r['psnr_ci'],
                  ssim_mean=r['ssim_mean'], ssim_ci=r['ssim_ci'], seconds=r['seconds']) for r in rows]
+
+# %% ../nbs/08_benchmarks.ipynb #972cf8a3
+PAIRED_COLUMNS = ('experiment', 'dataset', 'operator', 'level', 'prior', 'classical', 'n', 'prior_psnr', 'classical_psnr',
+                  'psnr_diff', 'psnr_diff_ci', 'ssim_diff', 'ssim_diff_ci', 'prior_better_fraction')
+
+def paired_comparison(out:str|Path, # the benchmark folder (its cells/ are read)
+                      rows:list[dict], # quality.csv rows (`aggregate`)
+                     ) -> list[dict]:
+    "Per problem: best generator method against best classical method, per-image paired differences; writes OUT/paired.csv."
+    out, res = Path(out), []
+    for prob in dict.fromkeys((r['experiment'], r['dataset'], r['operator'], r['level']) for r in rows):
+        rs = [r for r in rows if (r['experiment'], r['dataset'], r['operator'], r['level']) == prob]
+        gen, cla = [r for r in rs if r['generator']], [r for r in rs if not r['generator']]
+        if not gen or not cla: continue
+        g, c = max(gen, key=lambda r: r['psnr_mean']), max(cla, key=lambda r: r['psnr_mean'])
+        a, b = read_csv(out/'cells'/f"{g['key']}.csv"), read_csv(out/'cells'/f"{c['key']}.csv")
+        if [v['image'] for v in a] != [v['image'] for v in b]: raise ValueError(f"cells {g['key']} and {c['key']} hold different images")
+        dp, ds = [u['psnr'] - v['psnr'] for u, v in zip(a, b)], [u['ssim'] - v['ssim'] for u, v in zip(a, b)]
+        (pm, pc), (sm, sc) = mean_ci(dp), mean_ci(ds)
+        res.append(dict(zip(('experiment', 'dataset', 'operator', 'level'), prob), prior=method_label(g), classical=method_label(c),
+                        n=len(dp), prior_psnr=g['psnr_mean'], classical_psnr=c['psnr_mean'], psnr_diff=pm, psnr_diff_ci=pc,
+                        ssim_diff=sm, ssim_diff_ci=sc, prior_better_fraction=sum(v > 0 for v in dp) / len(dp)))
+    _write_csv(out/'paired.csv', res, PAIRED_COLUMNS)
+    return res
+
+def paired_table(paired:list[dict], # rows of `paired_comparison` (or of paired.csv)
+                ) -> str:
+    "The paired comparison as a Markdown table."
+    return '\n'.join(['| problem | best prior method | PSNR | best classical | PSNR | difference (95% CI) | SSIM difference | prior better on |',
+                      '|---|---|--:|---|--:|--:|--:|--:|'] +
+                     [f"| {r['operator']} {r['level']:g} | {r['prior']} | {r['prior_psnr']:.2f} | {r['classical']} | {r['classical_psnr']:.2f} | "
+                      f"{r['psnr_diff']:+.2f} ± {r['psnr_diff_ci']:.2f} | {r['ssim_diff']:+.3f} ± {r['ssim_diff_ci']:.3f} | "
+                      f"{100*r['prior_better_fraction']:.0f}% |" for r in paired])
 
 # %% ../nbs/08_benchmarks.ipynb #67fb0ba4
 def plot_msweep(rows:list[dict], # quality.csv rows
@@ -373,10 +410,9 @@ def plot_msweep(rows:list[dict], # quality.csv rows
                ):
     "Per-pixel error and PSNR against m for every method of the sweep; returns the figure."
     rs = [r for r in rows if r['experiment'] == 'msweep' and r['dataset'] == dataset]
-    lab = lambda r: f"{r['generator'].split('-')[0].upper()} {r['method']}" if r['generator'] else r['method']
     fig, axs = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name in dict.fromkeys(lab(r) for r in rs):
-        pts = sorted((r['level'], r) for r in rs if lab(r) == name)
+    for name in dict.fromkeys(method_label(r) for r in rs):
+        pts = sorted((r['level'], r) for r in rs if method_label(r) == name)
         m = [p[0] for p in pts]; style = '--' if not pts[0][1]['generator'] else '-'
         for ax, k in zip(axs, ('mse', 'psnr')):
             ax.errorbar(m, [p[1][f'{k}_mean'] for p in pts], yerr=[np.nan_to_num(p[1][f'{k}_ci']) for p in pts], ls=style,
@@ -396,10 +432,9 @@ def plot_operator_table(rows:list[dict], # quality.csv rows
                        ):
     "Heat map of mean PSNR (or SSIM) of every method on every problem of the operator tables; returns the figure."
     rs = [r for r in rows if r['experiment'] == experiment and r['dataset'] == dataset]
-    lab = lambda r: f"{r['generator'].split('-')[0].upper()} {r['method']}" if r['generator'] else r['method']
-    probs = list(dict.fromkeys(f"{r['operator']} {r['level']:g}" for r in rs)); meths = list(dict.fromkeys(lab(r) for r in rs))
+    probs = list(dict.fromkeys(f"{r['operator']} {r['level']:g}" for r in rs)); meths = list(dict.fromkeys(method_label(r) for r in rs))
     M = np.full((len(meths), len(probs)), np.nan)
-    for r in rs: M[meths.index(lab(r)), probs.index(f"{r['operator']} {r['level']:g}")] = r[f'{metric}_mean']
+    for r in rs: M[meths.index(method_label(r)), probs.index(f"{r['operator']} {r['level']:g}")] = r[f'{metric}_mean']
     fig, ax = plt.subplots(figsize=(0.75*len(probs) + 2.2, 0.3*len(meths) + 1.4))
     im = ax.imshow(M, cmap='viridis', aspect='auto')
     ax.set_xticks(range(len(probs)), probs, rotation=45, ha='right', fontsize=7); ax.set_yticks(range(len(meths)), meths, fontsize=7)
@@ -480,6 +515,7 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
     if todo: say(f"skipped {len(todo)} cells: generator(s) not installed: {', '.join(sorted({c.generator for c in todo}))}")
     keys = {c.key for c in cells}
     rows = aggregate(out, keys)
+    paired = paired_comparison(out, rows)
     wall = time.time() - t0
     info = dict(machine=machine_info(dev), n_images=n, quick=quick, cells=len(cells), done=len(rows),
                 wall_seconds_this_run=round(wall, 1), cell_seconds_total=round(sum(r['seconds'] for r in rows), 1),
@@ -495,6 +531,8 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
         for (e, ds) in dict.fromkeys((r['experiment'], r['dataset']) for r in rows):
             say(f"\n{e}, {ds} ({n} images, mean ± 95% CI):")
             say(format_table(table_rows([r for r in rows if r['experiment'] == e and r['dataset'] == ds])))
+            pr = [r for r in paired if r['experiment'] == e and r['dataset'] == ds]
+            if pr: say(f"\nbest prior method against best classical method, paired per image:\n" + paired_table(pr))
     say(f"\n{len(rows)}/{len(cells)} cells done; this run took {wall:.0f} s -> {out/'quality.csv'}")
     return rows
 

@@ -102,3 +102,22 @@ def test_soft_constraint_tv_cells():
     rows = run_cell(Cell('operators', 'fmnist', 'inpaint', 0.25, 'tiny', 'soft_constraint_tv'), x, G, QUICK_SETTINGS)
     fct.test_eq(len(rows), 2); assert all(math.isfinite(r['psnr']) for r in rows)
     fct.test_eq(len(SOFT_TV_WEIGHTS), len({(c.operator, c.level) for c in tv_cells}))
+
+def test_paired_comparison(tmp_path):
+    "paired.csv: the best prior method against the best classical one per problem, differences per image."
+    from genprior_nb.bench import paired_comparison, PAIRED_COLUMNS, aggregate, CELL_COLUMNS, _write_csv
+    cells = tmp_path/'cells'; cells.mkdir()
+    def cell(key, gen, method, psnr, images=(0, 1, 2)):
+        _write_csv(cells/f'{key}.csv', [dict(key=key, experiment='operators', dataset='fmnist', operator='cs', level=50.0, noise=0.05,
+                   generator=gen, method=method, image=i, psnr=p, ssim=p/40, mse=0.01, seconds=1.0, device='cpu')
+                   for i, p in zip(images, psnr)], CELL_COLUMNS)
+    cell('a', 'vae-fmnist-8', 'csgm', [20., 22., 18.]); cell('b', 'wgan-fmnist-8', 'csgm', [15., 15., 15.])
+    cell('c', '', 'tv', [19., 20., 19.]); cell('d', '', 'l1_dct', [10., 10., 10.])
+    pr = paired_comparison(tmp_path, aggregate(tmp_path))
+    fct.test_eq(len(pr), 1); fct.test_eq(list(read_csv(tmp_path/'paired.csv')[0]), list(PAIRED_COLUMNS))
+    fct.test_eq((pr[0]['prior'], pr[0]['classical']), ('VAE csgm', 'tv'))
+    fct.test_close(pr[0]['psnr_diff'], 2/3, eps=1e-12); fct.test_close(pr[0]['prior_better_fraction'], 2/3, eps=1e-12)
+    sd = (((1 - 2/3)**2 + (2 - 2/3)**2 + (-1 - 2/3)**2) / 2)**0.5   # differences 1, 2, -1
+    fct.test_close(pr[0]['psnr_diff_ci'], 4.3027 * sd / 3**0.5, eps=1e-3)   # t(0.975, 2 dof) = 4.3027
+    cell('c', '', 'tv', [19., 20., 19.], images=(0, 1, 3))
+    fct.test_fail(lambda: paired_comparison(tmp_path, aggregate(tmp_path)), contains='cells a and c hold different images')
