@@ -19,9 +19,13 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
 KILLS = 3          # SIGKILLs per run
 TIMEOUT = 240      # seconds any one process may take
 
+def _default_sigint():
+    "In the child: SIGINT as a terminal gives it. A shell starts background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def start(*args):
     return subprocess.Popen([str(EXE), '--threads', '1', *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=ENV)
+                            text=True, env=ENV, preexec_fn=_default_sigint)
 
 def finish(p):
     out, err = p.communicate(timeout=TIMEOUT)
