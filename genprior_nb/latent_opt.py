@@ -297,7 +297,7 @@ def soft_constraint(y:Tensor, # measurements
                     progress:bool=False, # tqdm bar
                     tv:float=0.0, # weight of TV(x); > 0 adds it and keeps x in [0, 1]
                     pd_iters:int=5, # primal-dual steps per x-update (tv > 0)
-                    prune:float=1.0, # restart pruning of the warm-up, as in `csgm`
+                    prune:float=0.2, # restart pruning of the warm-up, as in `csgm` (and its default)
                    ) -> ReconResult:
     "Optimise (x, z) on ||A x - y||^2 + a ||z||^2 + b ||G(z) - x||^2 (+ tv TV(x)), alternating x-updates and Adam steps on z."
     _check_problem(y, op, G); check_int(steps, 'steps', 1); check_int(cg_iters, 'cg_iters', 1); check_int(pd_iters, 'pd_iters', 1)
