@@ -237,7 +237,9 @@ SOFT_TV_WEIGHTS = {  # (operator, level) -> (b, tv), from scripts/tune_soft_tv.p
     ('cs', 50.0): (3.2, 0.02), ('cs', 150.0): (0.1, 0.01), ('cs', 300.0): (0.05, 0.02),
     ('blur', 1.0): (0.1, 0.005), ('downsample', 4.0): (0.2, 0.005),
     ('tomo', 5.0): (0.2, 0.015), ('tomo', 10.0): (0.05, 0.015), ('tomo', 30.0): (0.05, 0.06),
-    ('denoise', 0.1): (0.4, 0.04), ('denoise', 0.2): (3.2, 0.04)}
+    ('denoise', 0.1): (0.4, 0.04), ('denoise', 0.2): (3.2, 0.04),
+    ('cs', 10.0): (0.05, 0.04), ('cs', 25.0): (3.2, 0.01), ('cs', 100.0): (0.4, 0.01), ('cs', 200.0): (0.05, 0.01),
+    ('cs', 400.0): (0.05, 0.04), ('cs', 500.0): (0.05, 0.04), ('cs', 750.0): (0.05, 0.04)}
 
 def soft_tv_weights(operator:str, # the cell's operator
                     level:float, # its level
@@ -253,7 +255,7 @@ def soft_tv_weights(operator:str, # the cell's operator
 MSWEEP_M = (10, 25, 50, 100, 200, 300, 400, 500, 750)
 MSWEEP_BASELINES = ('l1_dct', 'l1_wavelet', 'tv')
 MSWEEP_GENERATORS = (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'),
-                     ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation'))
+                     ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint_tv'))
 OPERATOR_LEVELS = {'fmnist': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
                               ('tomo', 30), ('tomo', 10), ('tomo', 5), ('denoise', 0.1), ('denoise', 0.2)),
                    'shapes': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),

@@ -2,6 +2,8 @@
 
     python scripts/tune_soft_tv.py        # writes nbs/benchmarks/soft_tv_tuning.csv and prints SOFT_TV_WEIGHTS
 
+Resumable: problems already in the CSV are not tuned again (delete the file to redo them all).
+
 On 16 images *outside* the benchmark subset (`eval_images(16, seed=1)`, as the baselines' DEFAULT_LAMBDAS were
 tuned), noise as in the benchmark, VAE prior: one CSGM warm-up per problem (3 restarts x 200 steps, pruned after a
 third), then every b of the grid in one batch (b is per image) for each TV factor f, tv = f x 2 x the TV baseline's
@@ -13,7 +15,7 @@ import torch
 from genprior_nb.core import set_cpu_threads
 from genprior_nb.data import eval_images
 from genprior_nb.pretrained import load_pretrained
-from genprior_nb.bench import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS
+from genprior_nb.bench import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS, MSWEEP_M, read_csv
 from genprior_nb.latent_opt import csgm, soft_constraint
 from genprior_nb.baselines import default_lambda
 from genprior_nb.metrics import psnr
@@ -27,9 +29,14 @@ if __name__ == '__main__':
     set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
     x = eval_images(16, seed=1)[0]; n = len(x); K = len(B_GRID)
     G = load_pretrained('vae-fmnist-8')
-    rows, best = [], {}
-    problems = list(dict.fromkeys(list(TARGET_LEVELS) + list(OPERATOR_LEVELS['fmnist'])))
+    rows = read_csv(OUT) if OUT.exists() else []
+    best = {}
+    for r in rows:
+        k = (r['operator'], float(r['level']))
+        if r['psnr_mean'] > best.get(k, (None, None, -1))[2]: best[k] = (r['b'], r['tv'], r['psnr_mean'])
+    problems = list(dict.fromkeys(list(TARGET_LEVELS) + list(OPERATOR_LEVELS['fmnist']) + [('cs', m) for m in MSWEEP_M]))
     for name, level in problems:
+        if (name, float(level)) in best: continue
         t0 = time.time()
         op, noise = bench_operator(name, level); y = op.measure(x, noise, seed=0)
         warm = csgm(y, op, G, 3, 200, 0.05, prune=1/3)
@@ -40,11 +47,11 @@ if __name__ == '__main__':
             p = psnr(r.x, x.repeat(K, 1, 1, 1)).view(K, n).mean(1)
             for b, v in zip(B_GRID, p.tolist()):
                 rows.append(dict(operator=name, level=level, noise=noise, b=b, tv_factor=f, tv=round(tv, 6), psnr_mean=round(v, 3)))
-                if v > best.get((name, level), (None, None, -1))[2]: best[(name, level)] = (b, round(tv, 6), v)
-        print(f"{name} {level:g}: best b {best[(name, level)][0]}, tv {best[(name, level)][1]} -> {best[(name, level)][2]:.2f} dB "
-              f"({time.time() - t0:.0f} s)", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix('.tmp'), 'w', newline='') as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-    os.replace(OUT.with_suffix('.tmp'), OUT)
+                if v > best.get((name, float(level)), (None, None, -1))[2]: best[(name, float(level))] = (b, round(tv, 6), v)
+        k = (name, float(level))
+        print(f"{name} {level:g}: best b {best[k][0]}, tv {best[k][1]} -> {best[k][2]:.2f} dB ({time.time() - t0:.0f} s)", flush=True)
+        OUT.parent.mkdir(parents=True, exist_ok=True)   # after every problem, atomically: an interrupted run resumes
+        with open(OUT.with_suffix('.tmp'), 'w', newline='') as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+        os.replace(OUT.with_suffix('.tmp'), OUT)
     print('SOFT_TV_WEIGHTS = {' + ', '.join(f"('{o}', {l:g}): ({b}, {tv})" for (o, l), (b, tv, _) in best.items()) + '}')
