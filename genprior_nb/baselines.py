@@ -16,9 +16,9 @@ from .metrics import data_misfit
 
 # %% auto #0
 __all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'batched_cg', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
-           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'tv_reconstruct', 'dct_matrix', 'dct2', 'idct2',
-           'max_haar_level', 'haar2', 'ihaar2', 'soft_threshold', 'lasso', 'l1_dct', 'l1_wavelet', 'operator_key',
-           'default_lambda', 'baseline_reconstruct', 'discrepancy_lambda']
+           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_reconstruct', 'dct_matrix', 'dct2',
+           'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'soft_threshold', 'lasso', 'l1_dct', 'l1_wavelet',
+           'operator_key', 'default_lambda', 'baseline_reconstruct', 'discrepancy_lambda']
 
 # %% ../nbs/04b_baselines.ipynb #9cf035c8
 def _check_problem(y, op):
@@ -129,6 +129,46 @@ def tv_objective(x:Tensor, # images (B, *op.in_shape)
     return 0.5*data_misfit(op, x, y) + lam*tv_norm(x)
 
 # %% ../nbs/04b_baselines.ipynb #c059c25e
+class TVPrimalDual:
+    "Chambolle-Pock iterations for min 0.5||A x - y||^2 + lam TV(x) (+ w/2 ||x - g||^2) over a box; the state persists between `run` calls."
+    def __init__(self, y:Tensor, # measurements, shape (B, *op.out_shape)
+                 op:LinearOperator, # the forward operator
+                 lam:float, # TV weight lambda > 0
+                 x0:Tensor|None=None, # starting image; None: zeros
+                 box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none
+                ):
+        if box is not None:
+            if not isinstance(box, (tuple, list)) or len(box) != 2: raise ValueError(f"box must be (lo, hi) or None, got {box!r}")
+            lo, hi = check_float(box[0], 'box[0]'), check_float(box[1], 'box[1]', box[0])
+        self.proj = (lambda v: v.clamp(lo, hi)) if box is not None else (lambda v: v)
+        self.y, self.op, self.lam = y, op, lam
+        L = math.sqrt(op.norm()**2 + 8.); self.sigma = self.tau = 0.99 / L   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
+        with torch.no_grad():
+            self.x = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device) if x0 is None else self.proj(x0.detach().to(y))
+            self.xbar, self.q, self.p = self.x.clone(), torch.zeros_like(y), image_gradient(torch.zeros_like(self.x))
+
+    def run(self, n_iter:int, # iterations
+            anchor:Tensor|None=None, # g: adds w/2 ||x - g||^2 to the objective (its proximal map is exact)
+            anchor_weight:float|Tensor=0., # w, scalar or per image (B, 1, 1, 1)
+            tol:float=0., # stop when every image's relative change per iteration is below tol (checked every 10)
+           ) -> Tensor:
+        "Run up to `n_iter` more iterations from the current state and return x."
+        y, op, sigma, tau, lam = self.y, self.op, self.sigma, self.tau, self.lam
+        with torch.no_grad():
+            x, xbar, q, p = self.x, self.xbar, self.q, self.p
+            for k in range(n_iter):
+                q = (q + sigma*(op.A(xbar) - y)) / (1 + sigma)
+                p = p + sigma*image_gradient(xbar)
+                p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / lam).clamp_min(1.)
+                v = x - tau*(op.A_adjoint(q) + image_gradient_adjoint(p))
+                x_new = self.proj(v if anchor is None else (v + tau*anchor_weight*anchor) / (1 + tau*anchor_weight))
+                xbar = 2*x_new - x
+                done = tol > 0 and k % 10 == 9 and _rel_change(x_new, x) < tol
+                x = x_new
+                if done: break
+            self.x, self.xbar, self.q, self.p = x, xbar, q, p
+        return x
+
 def tv_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
                    op:LinearOperator, # the forward operator
                    lam:float=0.02, # TV weight lambda > 0
@@ -140,24 +180,7 @@ def tv_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
     "Isotropic TV: min 0.5||A x - y||^2 + lam TV(x) over the box, by Chambolle-Pock primal-dual iterations."
     y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
     n_iter = check_int(n_iter, 'n_iter', 1); tol = check_float(tol, 'tol', 0)
-    if box is not None:
-        if not isinstance(box, (tuple, list)) or len(box) != 2: raise ValueError(f"box must be (lo, hi) or None, got {box!r}")
-        lo, hi = check_float(box[0], 'box[0]'), check_float(box[1], 'box[1]', box[0])
-    proj = (lambda v: v.clamp(lo, hi)) if box is not None else (lambda v: v)
-    L = math.sqrt(op.norm()**2 + 8.); sigma = tau = 0.99 / L
-    with torch.no_grad():
-        x = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device) if x0 is None else proj(x0.detach().to(y))
-        xbar, q, p = x.clone(), torch.zeros_like(y), image_gradient(torch.zeros_like(x))
-        for k in range(n_iter):
-            q = (q + sigma*(op.A(xbar) - y)) / (1 + sigma)
-            p = p + sigma*image_gradient(xbar)
-            p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / lam).clamp_min(1.)
-            x_new = proj(x - tau*(op.A_adjoint(q) + image_gradient_adjoint(p)))
-            xbar = 2*x_new - x
-            done = tol > 0 and k % 10 == 9 and _rel_change(x_new, x) < tol
-            x = x_new
-            if done: break
-    return x
+    return TVPrimalDual(y, op, lam, x0, box).run(n_iter, tol=tol)
 
 # %% ../nbs/04b_baselines.ipynb #92f8ca88
 @lru_cache(maxsize=32)

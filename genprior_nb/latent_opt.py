@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .core import check_int, check_float, check_choice, get_device
 from .operators import LinearOperator
 from .baselines import dct2, idct2, soft_threshold, batched_cg  # shared with the classical l1 baselines
-from .baselines import image_gradient, image_gradient_adjoint, tv_norm  # the TV term of `soft_constraint`
+from .baselines import TVPrimalDual, tv_norm  # the TV term of `soft_constraint`
 
 # %% auto #0
 __all__ = ['METHODS', 'ReconResult', 'initial_latents', 'cosine_lr', 'prune_step', 'csgm', 'LinearGenerator', 'sparse_deviation',
@@ -262,26 +262,6 @@ def sparse_deviation(y:Tensor, # measurements
                        warm.steps_run + steps, {'u': u, 'warmup': warm, 'basis': basis})
 
 # %% ../nbs/04_latent_opt.ipynb #68dbfba5
-def _tv_x_update(y, op, b_t, tv, n_iter, x):
-    "Warm-started Chambolle-Pock steps on 0.5||A x - y||^2 + b/2 ||x - g||^2 + tv/2 TV(x) over [0, 1]; returns update(x, g)."
-    L = math.sqrt(op.norm()**2 + 8.); sigma = tau = 0.99 / L   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
-    half_tv = tv / 2   # the objective above halved, to match `tv_reconstruct`'s 0.5||A x - y||^2 + lam TV(x)
-    state = dict(xbar=x.detach().clamp(0, 1), q=torch.zeros_like(y), p=image_gradient(torch.zeros_like(x)))
-    def update(x, g):
-        with torch.no_grad():
-            x, xbar, q, p = x.detach().clamp(0, 1), state['xbar'], state['q'], state['p']
-            for _ in range(n_iter):
-                q = (q + sigma * (op.A(xbar) - y)) / (1 + sigma)
-                p = p + sigma * image_gradient(xbar)
-                p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / half_tv).clamp_min(1.)
-                v = x - tau * (op.A_adjoint(q) + image_gradient_adjoint(p))
-                x_new = ((v + tau * b_t * g) / (1 + tau * b_t)).clamp(0, 1)  # prox of b/2||. - g||^2 + box, separable
-                xbar, x = 2 * x_new - x, x_new
-            state.update(xbar=xbar, q=q, p=p)
-        return x
-    return update
-
-# %% ../nbs/04_latent_opt.ipynb #8283fa1f
 def soft_constraint(y:Tensor, # measurements
                     op:LinearOperator, # forward operator
                     G:nn.Module, # generator
@@ -307,7 +287,9 @@ def soft_constraint(y:Tensor, # measurements
     warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress, prune=prune)
     z = warm.z.clone().requires_grad_(True); x = warm.x.clone()
     opt = torch.optim.Adam([z], lr=lr)
-    if tv > 0: x_update = _tv_x_update(y, op, b_t, tv, pd_iters, x)
+    if tv > 0:  # the objective halved is TVPrimalDual's 0.5||A x - y||^2 + tv/2 TV(x) + b/2 ||x - G(z)||^2
+        pd = TVPrimalDual(y, op, tv / 2, x)
+        x_update = lambda x, gz: pd.run(pd_iters, anchor=gz, anchor_weight=b_t)
     else:
         Aty = op.A_adjoint(y)
         M = lambda v: op.A_adjoint(op(v)) + b_t * v

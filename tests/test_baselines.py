@@ -165,3 +165,17 @@ def test_tv_beats_noisy_on_inpainting():
     x = shapes_dataset(4, seed=11)
     op = RandomInpainting(0.5); y = op.measure(x, 0.05, seed=0)
     assert psnr(baseline_reconstruct(y, op, 'tv'), x).mean() > psnr(y.clamp(0, 1), x).mean() + 5
+
+def test_tv_primal_dual_state_and_anchor():
+    "TVPrimalDual keeps its state between runs (150 + 150 iterations = 300) and its anchor term pulls x onto the anchor."
+    from genprior_nb.baselines import TVPrimalDual
+    op = CompressedSensing(200, seed=0)
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    y = op.measure(x, 0.05, seed=0)
+    pd = TVPrimalDual(y, op, 0.02); pd.run(150)
+    fct.test_eq(pd.run(150), tv_reconstruct(y, op, 0.02, n_iter=300, tol=0))
+    g = torch.full_like(x, 0.7)
+    fct.test_close(TVPrimalDual(y, op, 0.02).run(300, anchor=g, anchor_weight=1e6), g, eps=1e-3)
+    w = torch.tensor([0., 1e6, 0.]).view(3, 1, 1, 1)   # per-image weights: only the middle image is pinned
+    xa = TVPrimalDual(y, op, 0.02).run(300, anchor=g, anchor_weight=w)
+    fct.test_close(xa[1], g[1], eps=1e-3); fct.test_eq(xa[[0, 2]], tv_reconstruct(y, op, 0.02, n_iter=300, tol=0)[[0, 2]])
