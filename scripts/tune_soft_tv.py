@@ -9,13 +9,13 @@ tuned), noise as in the benchmark, VAE prior: one CSGM warm-up per problem (3 re
 third), then every b of the grid in one batch (b is per image) for each TV factor f, tv = f x 2 x the TV baseline's
 tuned weight (the soft constraint's objective is twice `tv_reconstruct`'s). The best mean PSNR per problem wins.
 """
-import csv, os, time
+import os, time
 from pathlib import Path
 import torch
 from genprior_nb.core import set_cpu_threads
 from genprior_nb.data import eval_images
 from genprior_nb.pretrained import load_pretrained
-from genprior_nb.bench import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS, MSWEEP_M, read_csv
+from genprior_nb.bench import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS, MSWEEP_M, read_csv, _write_csv
 from genprior_nb.latent_opt import csgm, soft_constraint
 from genprior_nb.baselines import default_lambda
 from genprior_nb.metrics import psnr
@@ -50,8 +50,5 @@ if __name__ == '__main__':
                 if v > best.get((name, float(level)), (None, None, -1))[2]: best[(name, float(level))] = (b, round(tv, 6), v)
         k = (name, float(level))
         print(f"{name} {level:g}: best b {best[k][0]}, tv {best[k][1]} -> {best[k][2]:.2f} dB ({time.time() - t0:.0f} s)", flush=True)
-        OUT.parent.mkdir(parents=True, exist_ok=True)   # after every problem, atomically: an interrupted run resumes
-        with open(OUT.with_suffix('.tmp'), 'w', newline='') as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-        os.replace(OUT.with_suffix('.tmp'), OUT)
+        _write_csv(OUT, rows, list(rows[0]))   # after every problem, atomically: an interrupted run resumes
     print('SOFT_TV_WEIGHTS = {' + ', '.join(f"('{o}', {l:g}): ({b}, {tv})" for (o, l), (b, tv, _) in best.items()) + '}')
