@@ -6,7 +6,7 @@ config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
 cfg = config['DEFAULT']
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}  # SPDX expression (license classifiers are deprecated)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 py_versions = '3.10 3.11 3.12 3.13'.split()
 min_python = cfg['min_python']
@@ -24,17 +24,18 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     author=cfg['author'],
     author_email=cfg['author_email'],
-    license=lic[0],
+    license=lic,
     url=cfg['git_url'],
     keywords=cfg['keywords'].split(),
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
-                 'Natural Language :: ' + cfg['language'].title(),
-                 'License :: ' + lic[1]] +
+                 'Natural Language :: ' + cfg['language'].title()] +
                 ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
-    packages=setuptools.find_packages(include=['genprior_nb', 'genprior_nb.*']),
+    # the data folders (weights/, tuning/) are namespace packages of their own, so setuptools ships them without warnings
+    packages=setuptools.find_namespace_packages(include=['genprior_nb', 'genprior_nb.*']),
     include_package_data=True,
-    package_data={'genprior_nb': ['weights/*.pt', 'weights/*.json', 'weights/classifier/*.pt', 'weights/classifier/*.json']},
+    package_data={'genprior_nb.weights': ['*.pt', '*.json'], 'genprior_nb.weights.classifier': ['*.pt', '*.json'],
+                  'genprior_nb.tuning': ['*.csv']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'browser': ['selenium>=4']},
     python_requires='>=' + min_python,

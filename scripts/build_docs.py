@@ -6,7 +6,7 @@ cells removed, `show_doc` cells added and executed, backticked names linked. The
 rendered with nbconvert's `lab` cell markup (no prompts) into a static page with a sidebar listing every page.
 The Quarto-only parts are done here: `#| echo/output/include/code-fold` directives, `[x](url){attrs}`,
 `::: {.callout-note}` fenced divs, `$math$` (MathML via latex2mathml when installed, else TeX shown as
-code), links to the site (`https://<doc_host><doc_baseurl>/x.html`) and to notebooks (`02_vae.ipynb`) made
+code), links to the site (`https://<doc_host><doc_baseurl>/x.html`) and to notebooks (`07_vae.ipynb`) made
 relative, local images embedded as data URIs. A link or image that would not resolve is never written:
 it is turned into text and reported (exit code 1 with --strict).
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------------------------- names
 def doc_name(nb: Path, nbs: Path) -> str:
-    "Site path of notebook `nb` (nbdev's rule: number prefix dropped, lower case): 01_operators.ipynb -> operators.html"
+    "Site path of notebook `nb` (nbdev's rule: number prefix dropped, lower case): 02_operators.ipynb -> operators.html"
     rel = Path(nb).resolve().relative_to(Path(nbs).resolve())
     return rel.with_name(re.sub(r'^\d+[a-zA-Z0-9]*_', '', rel.name.lower())).with_suffix('.html').as_posix()
 

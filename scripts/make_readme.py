@@ -19,12 +19,18 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     parts = []
     for cell in nb['cells']:
         src = ''.join(cell['source']).rstrip()
-        if cell['cell_type'] == 'markdown': parts.append(_fix_paths(src))
+        if cell['cell_type'] == 'markdown': parts.append(src)
         elif cell['cell_type'] == 'code':
             if re.match(r'#\s*\|\s*hide', src): continue
+            outs = cell.get('outputs', [])
+            if re.match(r'#\s*\|\s*echo:\s*false', src):   # a cell that writes prose from stored results: its Markdown output only
+                parts += [''.join(o['data']['text/markdown']).rstrip() for o in outs
+                          if o.get('output_type') in ('display_data', 'execute_result') and 'text/markdown' in o.get('data', {})]
+                continue
             parts.append(f'```python\n{src}\n```')
-            text = ''.join(''.join(o.get('text', '')) for o in cell.get('outputs', []) if o.get('output_type') == 'stream')
+            text = ''.join(''.join(o.get('text', '')) for o in outs if o.get('output_type') == 'stream')
             if text.strip(): parts.append(f'```\n{text.rstrip()}\n```')
+    parts = [_fix_paths(p) for p in parts]
     return '<!-- generated from nbs/index.ipynb by scripts/make_readme.py: edit the notebook, not this file -->\n\n' + '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':

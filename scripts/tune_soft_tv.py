@@ -1,6 +1,6 @@
 """Tune the weights (b, tv) of `soft_constraint` with a TV term for every Fashion-MNIST benchmark problem.
 
-    python scripts/tune_soft_tv.py        # writes nbs/benchmarks/soft_tv_tuning.csv and prints SOFT_TV_WEIGHTS
+    python scripts/tune_soft_tv.py        # writes genprior_nb/tuning/soft_tv_tuning.csv (bench_settings.SOFT_TV_WEIGHTS reads it)
 
 Resumable: problems already in the CSV are not tuned again (delete the file to redo them all).
 
@@ -15,13 +15,14 @@ import torch
 from genprior_nb.core import set_cpu_threads
 from genprior_nb.data import eval_images
 from genprior_nb.pretrained import load_pretrained
-from genprior_nb.bench import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS, MSWEEP_M, read_csv, _write_csv
+from genprior_nb.core import read_csv, write_csv
+from genprior_nb.bench_settings import bench_operator, OPERATOR_LEVELS, TARGET_LEVELS, MSWEEP_M, TUNING_DIR
 from genprior_nb.latent_opt import csgm, soft_constraint
 from genprior_nb.baselines import default_lambda
 from genprior_nb.metrics import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT/'nbs'/'benchmarks'/'soft_tv_tuning.csv'
+OUT = TUNING_DIR/'soft_tv_tuning.csv'
 B_GRID = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 TV_FACTORS = (0.25, 0.5, 1.0)
 
@@ -50,5 +51,5 @@ if __name__ == '__main__':
                 if v > best.get((name, float(level)), (None, None, -1))[2]: best[(name, float(level))] = (b, round(tv, 6), v)
         k = (name, float(level))
         print(f"{name} {level:g}: best b {best[k][0]}, tv {best[k][1]} -> {best[k][2]:.2f} dB ({time.time() - t0:.0f} s)", flush=True)
-        _write_csv(OUT, rows, list(rows[0]))   # after every problem, atomically: an interrupted run resumes
-    print('SOFT_TV_WEIGHTS = {' + ', '.join(f"('{o}', {l:g}): ({b}, {tv})" for (o, l), (b, tv, _) in best.items()) + '}')
+        write_csv(OUT, rows, list(rows[0]))   # after every problem, atomically: an interrupted run resumes
+    print('best (b, tv) per problem:', {k: v[:2] for k, v in best.items()})

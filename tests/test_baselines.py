@@ -10,8 +10,9 @@ import fastcore.test as fct
 from genprior_nb.baselines import (adjoint_recon, least_squares, tikhonov, tv_reconstruct, tv_norm, tv_objective,
                                    image_gradient, image_gradient_adjoint, dct_matrix, dct2, idct2, haar2, ihaar2,
                                    max_haar_level, soft_threshold, lasso, l1_dct, l1_wavelet, BASES, BASELINES,
-                                   DEFAULT_LAMBDAS, default_lambda, operator_key, baseline_reconstruct, discrepancy_lambda)
-from genprior_nb.operators import (CompressedSensing, Identity, RandomInpainting, GaussianBlur, make_operator, OPERATORS)
+                                   DEFAULT_LAMBDAS, default_lambda, baseline_reconstruct, discrepancy_lambda)
+from genprior_nb.operators import (CompressedSensing, Identity, RandomInpainting, GaussianBlur, make_operator, OPERATORS,
+                                   operator_name)
 from genprior_nb.metrics import psnr, data_misfit
 from genprior_nb.data import shapes_dataset
 
@@ -121,7 +122,7 @@ def test_registry_defaults_and_errors(small_cs):
     fct.test_fail(lambda: tikhonov(y.numpy(), op), contains='y must be a torch.Tensor')
     bad = y.clone(); bad[0, 3] = float('nan')
     for m in BASELINES: fct.test_fail(lambda: baseline_reconstruct(bad, op, m), contains='y contains NaN or inf values')
-    fct.test_fail(lambda: tikhonov(y, 'A'), contains='op must be a genprior_nb.operators.LinearOperator')
+    fct.test_fail(lambda: tikhonov(y, 'A'), contains='op must be a genprior_nb LinearOperator')
     fct.test_fail(lambda: tikhonov(y, op, 0), contains='lam must be a finite number in (0, inf], got 0')
     fct.test_fail(lambda: least_squares(y, op, n_iter=0), contains='n_iter must be an integer in [1, inf], got 0')
     fct.test_fail(lambda: baseline_reconstruct(y, op, 'least_squares', lam=1.), contains="lam is not used by method 'least_squares'")
@@ -130,7 +131,7 @@ def test_registry_defaults_and_errors(small_cs):
         assert set(DEFAULT_LAMBDAS[m]) == set(OPERATORS) | {'default'}
         fct.test_eq(default_lambda(m, make_operator('cs', m=150)), DEFAULT_LAMBDAS[m]['cs'])
         fct.test_eq(default_lambda(m, 2. * Identity()), DEFAULT_LAMBDAS[m]['default'])
-    fct.test_eq([operator_key(make_operator(n)) for n in OPERATORS], list(OPERATORS))
+    fct.test_eq([operator_name(make_operator(n)) for n in OPERATORS], list(OPERATORS))
     # lam=None uses the default weight
     fct.test_eq(baseline_reconstruct(y, op, 'tikhonov'), tikhonov(y, op, DEFAULT_LAMBDAS['tikhonov']['cs']))
 

@@ -62,8 +62,8 @@ def test_site_pages_nav_and_links(site):
     want = {build_docs.doc_name(p, nbs) for p in documented(nbs)}
     assert want, 'no notebooks found'
     assert 'index.html' in want and (dest / 'index.html').is_file()
-    assert build_docs.doc_name(NBS / '01_operators.ipynb', NBS) == 'operators.html'   # nbdev's naming
-    assert build_docs.doc_name(NBS / '03a_pretrained.ipynb', NBS) == 'pretrained.html'
+    assert build_docs.doc_name(NBS / '02_operators.ipynb', NBS) == 'operators.html'   # nbdev's naming
+    assert build_docs.doc_name(NBS / '09_pretrained.ipynb', NBS) == 'pretrained.html'
     pages = {f.relative_to(dest).as_posix() for f in dest.rglob('*.html')}
     assert pages == want
     parsed = {pg: parse(dest / pg) for pg in sorted(pages)}

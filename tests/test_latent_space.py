@@ -8,7 +8,8 @@ import fastcore.test as fct
 
 from genprior_nb.vae import VAE
 from genprior_nb.wgan import WGANGenerator
-from genprior_nb.latent_opt import LinearGenerator, METHODS
+from genprior_nb.latent_opt import METHODS
+from genprior_nb.generators import LinearGenerator
 from genprior_nb.operators import OPERATORS
 from genprior_nb.latent_space import (interpolate, interpolate_at, smoothness, latent_codes, interpolation_grid, to_png,
                                       interpolation_widget, latent_explorer, inverse_problem_explorer, explorer_operator, LEVELS)

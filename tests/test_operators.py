@@ -224,9 +224,9 @@ def test_bad_inputs(name):
     fct.test_fail(lambda: op.measure(x, -0.1), contains='noise_std must be a finite number in [0, inf], got -0.1')
     fct.test_fail(lambda: op.measure(x, 0.1, noise='laplace'), contains="noise must be one of ['gaussian', 'poisson']")
     bad_y = torch.zeros((2,) + tuple(s + 1 for s in op.out_shape))
-    fct.test_fail(lambda: op.A_adjoint(bad_y), contains='y must be a tensor of shape (B, ' + ', '.join(map(str, op.out_shape)) + ')')
-    fct.test_fail(lambda: op.A_adjoint(bad_y[0]), contains='y must be a tensor of shape')
-    fct.test_fail(lambda: op.pseudo_inverse(bad_y), contains='y must be a tensor of shape')
+    fct.test_fail(lambda: op.A_adjoint(bad_y), contains='y must have shape (B, ' + ', '.join(map(str, op.out_shape)) + f') for {op!r}')
+    fct.test_fail(lambda: op.A_adjoint(bad_y[0]), contains='y must have shape')
+    fct.test_fail(lambda: op.pseudo_inverse(bad_y), contains='y must have shape')
 
 def test_poisson_needs_nonnegative():
     fct.test_fail(lambda: CompressedSensing(50).measure(torch.rand(2, 1, 28, 28), noise='poisson'), contains="noise='poisson' needs A x >= 0")

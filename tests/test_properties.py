@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from genprior_nb import operators as O
 from genprior_nb.vae import VAE
-from genprior_nb.latent_opt import csgm, sparse_deviation, pgd_gan, soft_constraint, initial_latents, LinearGenerator
+from genprior_nb.generators import LinearGenerator
+from genprior_nb.latent_opt import csgm, sparse_deviation, pgd_gan, soft_constraint, initial_latents
 
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 KINDS = ('denoise', 'inpaint', 'block', 'cs', 'blur', 'downsample', 'tomo', 'limited_tomo', 'scaled', 'composed')
