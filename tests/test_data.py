@@ -239,7 +239,8 @@ def test_eval_images_full_is_permutation():
 def test_eval_images_args():
     with pytest.raises(ValueError, match=r'n must be an integer in \[1, 10000\], got 0'): eval_images(0, dataset='shapes')
     with pytest.raises(ValueError, match='n must be an integer in'): eval_images(10_001, dataset='shapes')
-    with pytest.raises(ValueError, match='name must be one of'): eval_images(5, dataset='mnist')
+    with pytest.raises(ValueError, match="dataset must be one of \\['ellipses', 'fmnist', 'shapes'\\], got 'mnist'"): eval_images(5, dataset='mnist')
+    with pytest.raises(ValueError, match=r'n must be an integer in \[1, 2000\], got 2001'): eval_images(2001, dataset='ellipses')
 
 # ---------------------------------------------------------------- figures
 
