@@ -7,11 +7,11 @@ from __future__ import annotations
 import contextlib
 import torch
 from torch import nn, Tensor
-from .core import check_int, check_images
+from .core import check_int, check_images, check_choice
 
 # %% auto #0
-__all__ = ['module_device', 'check_generator', 'frozen', 'Generator', 'check_image_shape', 'conv_levels', 'ConvDecoder',
-           'ConvEncoder', 'LinearGenerator']
+__all__ = ['PRECISIONS', 'module_device', 'check_generator', 'frozen', 'Generator', 'check_image_shape', 'conv_levels',
+           'ConvDecoder', 'ConvEncoder', 'LinearGenerator', 'autocast', 'AutocastGenerator', 'autocast_generator']
 
 # %% ../nbs/05_generators.ipynb #04bb5507
 def module_device(m:nn.Module, # any module
@@ -160,3 +160,36 @@ class LinearGenerator(Generator):
         if W.shape[0] != C*H*Wd: raise ValueError(f"W must have C*H*W = {C*H*Wd} rows for image_shape {self.image_shape}, got {W.shape[0]}")
         self.register_buffer('W', W)
     def forward(self, z:Tensor) -> Tensor: return (self.check_latent(z) @ self.W.T).view((len(z),) + self.image_shape)
+
+# %% ../nbs/05_generators.ipynb #35e4fbe8
+PRECISIONS = ('fp32', 'bf16')
+
+def autocast(device:str|torch.device, # where the computation runs ('cpu', 'cuda', a torch.device)
+             precision:str='fp32', # 'fp32' (no autocast) or 'bf16'
+            ):
+    "A context manager: bfloat16 autocast on `device` for 'bf16', nothing at all for 'fp32'."
+    check_choice(precision, 'precision', PRECISIONS)
+    if precision == 'fp32': return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+class AutocastGenerator(nn.Module):
+    "A generator whose passes run under bf16 autocast and return float32; the parameters are `G`'s own."
+    def __init__(self, G:nn.Module, # the generator to wrap
+                 precision:str='bf16', # 'bf16' (or 'fp32': no autocast)
+                ):
+        super().__init__()
+        self.G, self.precision = check_generator(G), check_choice(precision, 'precision', PRECISIONS)
+        self.latent_dim, self.has_encoder = G.latent_dim, getattr(G, 'has_encoder', False)
+        if getattr(G, 'image_shape', None) is not None: self.image_shape = tuple(G.image_shape)
+    def forward(self, z:Tensor) -> Tensor:
+        with autocast(module_device(self.G), self.precision): return self.G(z).float()
+    def encode(self, x:Tensor) -> Tensor:
+        "The wrapped generator's encoder, under the same autocast."
+        with autocast(module_device(self.G), self.precision): return self.G.encode(x).float()
+
+def autocast_generator(G:nn.Module, # a generator
+                       precision:str='bf16', # 'fp32' returns `G` itself; 'bf16' wraps it
+                      ) -> nn.Module:
+    "`G` with its passes in the given precision: the solvers need no change to run in bf16."
+    check_choice(precision, 'precision', PRECISIONS)
+    return check_generator(G) if precision == 'fp32' else AutocastGenerator(G, precision)
