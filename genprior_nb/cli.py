@@ -31,7 +31,9 @@ def model_config(model:str='vae', # 'ae', 'vae' or 'wgan'
     return build_model(cfg).config()   # the model's own normal form (checks every value)
 
 def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
-                  data:str='fmnist', # 'fmnist' or 'shapes'
+                  data:str='fmnist', # 'fmnist', 'shapes', 'ellipses', or a folder / image file / .npy / .npz of your images
+                  image_size:int|None=None, # side length of the training images (None: the data's own)
+                  channels:int|None=None, # 1 (grey) or 3 (RGB) (None: the data's own)
                   latent_dim:int=8, # size of z
                   width:int=64, # network width
                   critic_width:int=32, # WGAN critic width
@@ -56,12 +58,13 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
                   command:str|None=None, # the command line, recorded in train.json
                  ) -> dict:
     "Train one generator with checkpoints; returns the training record."
-    from genprior_nb.data import load_dataset, shapes_dataset
+    from genprior_nb.data import load_source
     from genprior_nb.pretrained import build_model
     from genprior_nb.vae import train_autoencoder
     from genprior_nb.wgan import Critic, train_wgan
-    check_choice(data, 'data', ('fmnist', 'shapes'))
-    config = model_config(model, latent_dim, width, kl_weight, likelihood)
+    model_config(model, latent_dim, width, kl_weight, likelihood)   # checks the architecture options before any data is read
+    if image_size is not None: check_int(image_size, 'image_size', 8, 4096)
+    if channels is not None: check_choice(channels, 'channels', (1, 3))
     out = Path(out); dev = get_device(device)
     if out.exists() and not out.is_dir(): raise ValueError(f"out {str(out)!r} is a file, not a folder")
     if not resume and (out/'checkpoint.pt').exists():
@@ -70,8 +73,8 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
     check_int(batch_size, 'batch_size', 1)
     if epochs is not None: check_float(epochs, 'epochs', 0, lo_open=True)
     if max_minutes is not None: check_float(max_minutes, 'max_minutes', 0)
-    # the shapes data is generated image by image, so a subset need not make all 60,000
-    x = shapes_dataset(subset, seed=0) if data == 'shapes' and subset else load_dataset(data, 'train')[0][:subset]
+    x = load_source(data, 'train', image_size, channels, subset)   # the procedural sets make only the images used
+    config = model_config(model, latent_dim, width, kl_weight, likelihood, tuple(x.shape[1:]))
     if epochs is not None: steps = max(1, int(round(epochs * (len(x) // min(batch_size, len(x))))))
     torch.manual_seed(seed)
     net = build_model(config).to(dev)
@@ -85,7 +88,7 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
         settings = dict(lr=lr or 2e-3, kl_warmup=kl_warmup)
         hist = train_autoencoder(net, x, lr=settings['lr'], kl_warmup=kl_warmup, **kw)
     atomic_torch_save(net.state_dict(), out/'model.pt')
-    record = {'config': net.config(), 'data': data, 'command': command, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
+    record = {'config': net.config(), 'data': str(data), 'image_size': image_size, 'channels': channels, 'command': command, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
               'train': {'steps': steps, 'batch_size': batch_size, 'seed': seed, 'stop_at': stop_at, 'subset': subset, **settings},
               'steps_done': hist['steps_done'], 'seconds': round(hist['seconds'], 2),
               'history': {k: v for k, v in hist.items() if isinstance(v, list)}}
@@ -129,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = add('train', help='train an AE, VAE or WGAN-GP with resumable checkpoints',
             description='Train a generator; checkpoints are atomic and --resume continues exactly.')
     t.add_argument('--model', choices=('ae', 'vae', 'wgan'), required=True, help='model family')
-    t.add_argument('--data', choices=('fmnist', 'shapes'), default='fmnist', help='training data')
+    t.add_argument('--data', default='fmnist', metavar='PATH|fmnist|shapes|ellipses',
+                   help='training data: a built-in data set, or a folder / image file / .npy / .npz of your images')
+    t.add_argument('--image-size', type=int, default=None, help='side length S of the training images (None: the data\'s own; others are resized)')
+    t.add_argument('--channels', type=int, choices=(1, 3), default=None, help='1 (grey) or 3 (RGB) (None: the data\'s own)')
     t.add_argument('--latent-dim', type=int, default=8, help='size k of the latent code z')
     t.add_argument('--width', type=int, default=64, help='network width')
     t.add_argument('--critic-width', type=int, default=32, help='WGAN: critic width')
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_args(args) -> dict:
     "The `train_command` arguments of parsed `genprior train` options."
-    return dict(model=args.model, data=args.data, latent_dim=args.latent_dim, width=args.width, critic_width=args.critic_width,
+    return dict(model=args.model, data=args.data, image_size=args.image_size, channels=args.channels, latent_dim=args.latent_dim, width=args.width, critic_width=args.critic_width,
                 epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr, kl_weight=args.kl_weight,
                 seed=args.seed, out=args.out, resume=args.resume, ckpt_every=args.ckpt_every, max_minutes=args.max_minutes,
                 subset=args.subset, device=args.device, progress=not args.no_progress, likelihood=args.likelihood,

@@ -16,7 +16,7 @@ from .core import check_int, check_float, check_choice, check_images, atomic_wri
 __all__ = ['CLASSES', 'FMNIST_FILES', 'FMNIST_URL', 'INSTALL_HINT', 'FITS', 'LUMA', 'DATASETS', 'SPLIT_SIZES', 'NATIVE_SIZE',
            'IMAGE_EXTENSIONS', 'DataFileError', 'fmnist_search_paths', 'parse_idx', 'load_fashion_mnist',
            'shapes_dataset', 'ellipses_dataset', 'fit_images', 'convert_channels', 'load_dataset', 'eval_images',
-           'split_images', 'load_images', 'show_images', 'save_figure']
+           'split_images', 'load_images', 'load_source', 'show_images', 'save_figure']
 
 # %% ../nbs/01_data.ipynb #5aa2af3a
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
@@ -405,6 +405,22 @@ def load_images(source, # a folder or image file, a .npy/.npz file, an array or 
         x = torch.cat([convert_channels(fit_images(t[None], size, fit) if size else t[None], c) for _, t in imgs])
     x = x.float().contiguous()
     return split_images(x, test_fraction, seed) if test_fraction is not None else x
+
+# %% ../nbs/01_data.ipynb #af5d0011
+def load_source(source, # 'fmnist', 'shapes', 'ellipses', or anything `load_images` reads (a folder, a file, an array, a tensor, a Dataset)
+                split:str='train', # the split of a built-in data set ('train' or 'test'); your own images are used whole
+                image_size:int|None=None, # side length; None: the data's own
+                channels:int|None=None, # 1 or 3; None: the data's own
+                n:int|None=None, # only the first n images
+               ) -> Tensor:
+    "Images (N, C, H, W) in [0, 1] from a built-in data set's name or from your own images."
+    if n is not None: check_int(n, 'n', 1)
+    if isinstance(source, str) and source in DATASETS:
+        return load_dataset(source, split, image_size=image_size, channels=channels, n=None if n is None else min(n, SPLIT_SIZES[source][split == 'test']))[0]
+    if isinstance(source, (str, Path)) and not Path(source).exists():
+        raise ValueError(f"data must be one of {list(DATASETS)} or an existing folder or file of images "
+                         f"({', '.join(IMAGE_EXTENSIONS)}, .npy, .npz), got {str(source)!r}")
+    return load_images(source, image_size, channels)[:n]
 
 # %% ../nbs/01_data.ipynb #fd17d7f6
 def show_images(x:Tensor|list, # images (B, C, H, W) with C in {1, 3}, or (B, H, W), or a list of such rows

@@ -5,7 +5,9 @@
 
 The run checkpoints to runs/<name>/checkpoint.pt and resumes from it when started again (the command gets --resume);
 when done, runs/<name>/model.pt is copied to genprior_nb/weights/<name>.pt and `pretrained.write_card` evaluates the
-model on its test split and writes genprior_nb/weights/<name>.json, recording the command.
+model on its test split and writes genprior_nb/weights/<name>.json, recording the command. A command with
+`--max-minutes` (a wall-time budget) is recorded with `--stop-at <steps done>` instead, so the card's command
+rebuilds the same model on any machine.
 """
 import sys, json, shlex, shutil
 from pathlib import Path
@@ -13,6 +15,14 @@ from genprior_nb.cli import main
 from genprior_nb.pretrained import WEIGHTS_DIR, model_card, write_card
 
 ROOT = Path(__file__).resolve().parents[1]
+
+def card_command(command:str, steps_done:int, steps:int) -> str:
+    "The command as the card records it: `--max-minutes X` becomes `--stop-at steps_done` when the budget ended the run."
+    argv = shlex.split(command)
+    if '--max-minutes' in argv:
+        i = argv.index('--max-minutes'); del argv[i:i + 2]
+        if steps_done < steps and '--stop-at' not in argv: argv += ['--stop-at', str(steps_done)]
+    return shlex.join(argv)
 
 def rebuild(name, command=None):
     command = command or model_card(name)['command']
@@ -25,7 +35,7 @@ def rebuild(name, command=None):
     rc = main(argv)
     if rc: sys.exit(rc)
     record = json.loads((out/'train.json').read_text())
-    record['command'] = command   # as written in the card, with its own --out
+    record['command'] = card_command(command, record['steps_done'], record['train']['steps'])  # as written in the card, with its own --out
     shutil.copyfile(out/'model.pt', WEIGHTS_DIR/f'{name}.pt')
     card = write_card(name, record)
     print(f"{name}: {card['training']['steps_done']} steps, eval {card['eval']}", flush=True)
