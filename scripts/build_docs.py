@@ -15,6 +15,7 @@ it is turned into text and reported (exit code 1 with --strict).
 from __future__ import annotations
 import argparse, base64, contextlib, html, mimetypes, os, posixpath, re, sys, time, warnings
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -189,6 +190,32 @@ def _directives(src: str):
 
 def _false(v): return str(v).strip().lower() in ('false', 'no', '0')
 
+TEST_ONLY_CALLS = ('test_fail',)
+
+def _drop_test_only(src: str) -> str:
+    """The code of a cell as the page shows it: top-level `test_fail(...)` / `fct.test_fail(...)` statements (checks of
+    error messages, which only test) are left out, with the comment lines directly above them. The notebook and its
+    tests keep them; a statement sharing a line with other code is kept."""
+    import ast
+    if not any(n in src for n in TEST_ONLY_CALLS): return src
+    try: tree = ast.parse(src)
+    except SyntaxError: return src
+    def test_only(st):   # a test_fail call, or an `if` that only runs such calls
+        if isinstance(st, ast.If): return all(map(test_only, st.body + st.orelse))
+        f = st.value.func if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) else None
+        return (getattr(f, 'attr', None) or getattr(f, 'id', None)) in TEST_ONLY_CALLS
+    lines, used = src.splitlines(), {}
+    for st in tree.body:
+        for i in range(st.lineno - 1, st.end_lineno): used[i] = used.get(i, 0) + 1
+    drop = set()
+    for st in tree.body:
+        rng = range(st.lineno - 1, st.end_lineno)
+        if not test_only(st) or any(used[i] > 1 for i in rng): continue
+        drop.update(rng)
+        j = st.lineno - 2
+        while j >= 0 and lines[j].lstrip().startswith('#') and j not in used: drop.add(j); j -= 1
+    return '\n'.join(l for i, l in enumerate(lines) if i not in drop).strip('\n')
+
 def _prepare(nb):
     "Apply the Quarto cell options nbdev's processors leave in the sources"
     import nbformat
@@ -202,7 +229,7 @@ def _prepare(nb):
             keep.append(c); continue
         d, src = _directives(c.source)
         if _false(d.get('include', 'true')): continue
-        c.source = src
+        c.source = src = _drop_test_only(src)
         meta = {}
         if _false(d.get('echo', 'true')) or not src.strip(): meta['hide_input'] = True
         if _false(d.get('output', 'true')): c.outputs = []
@@ -223,8 +250,27 @@ _re_fence_open = re.compile(r'^:::+\s*\{([^}]*)\}\s*$|^:::+\s*([\w-]+)\s*$')
 _re_fence_close = re.compile(r'^:::+\s*$')
 _re_code_link = re.compile(r'\[`([^`\n]+)`\]\([^)\s]+\)')
 
+_PIPE = '\ue000'   # stands for an escaped pipe inside a code span of a table cell until the HTML is written
+_re_table_delim = re.compile(r'^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$')
+
+def _table_pipes(src: str) -> str:
+    """In a GFM table a backslash-escaped pipe is a pipe in the cell, also inside a code span (GitHub and JupyterLab
+    show `||x||` for a cell holding a code span with escaped pipes); mistune would print the backslashes there.
+    Math keeps its escaped pipes (TeX's double bar)."""
+    lines, in_table, in_code = src.splitlines(), False, False
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith('```'): in_code = not in_code
+        if in_code or not line.strip(): in_table = False; continue
+        if not in_table and i + 1 < len(lines) and '|' in line and '-' in lines[i + 1] and _re_table_delim.match(lines[i + 1]):
+            in_table = True
+        if in_table and '\\|' in line:
+            lines[i] = ''.join(seg.replace('\\|', _PIPE) if seg.startswith('`') else seg
+                               for seg in re.split(r'(`+[^`]*`+)', line))
+    return '\n'.join(lines)
+
 def _quarto_md(src: str) -> str:
     "Rewrite the Quarto-only markdown nbdev emits into plain markdown/HTML"
+    src = _table_pipes(src)
     def _link(m):
         text, url, attrs = m.groups()
         tgt = ' target="_blank" rel="noopener"' if 'target="_blank"' in attrs else ''
@@ -255,18 +301,37 @@ def _mathml(tex: str, display: bool) -> str:
         e = html.escape(tex.strip(), quote=False)
         return f'<pre class="math">{e}</pre>' if display else f'<code class="math">{e}</code>'
 
+_HID = '\ue001'    # brackets a heading's number until its id is settled
+RESERVED_IDS = ('top', 'site-nav', 'site-search', 'search-input', 'search-results', 'search-status')   # the page's own
+
+def _heading_ids(body: str, headings: list) -> str:
+    """Give every heading of a page its id. `headings`: (base id, API heading text or '') in page order. API headings
+    (show_doc output) come first, so that they get the plain name nbdev's doc links use; then prose headings; a name
+    already taken gets `-1`, `-2`, ... (as pandoc does), e.g. class `Smoothness` after function `smoothness`. Two API
+    headings of the same text are one object documented twice, an error in the notebook: they are left with one id
+    (tests/test_docs.py reports duplicate ids) rather than renamed."""
+    taken, ids, api_text = set(RESERVED_IDS), [None] * len(headings), {}
+    for i in sorted(range(len(headings)), key=lambda i: not headings[i][1]):
+        base, text = headings[i]
+        if text and api_text.get(base) == text: ids[i] = base; continue
+        hid, n = base, 0
+        while hid in taken: n += 1; hid = f'{base}-{n}'
+        ids[i] = hid; taken.add(hid)
+        if text and hid == base: api_text[base] = text
+    return re.sub(f'{_HID}(\\d+){_HID}', lambda m: ids[int(m.group(1))], body)
+
 def _exporter():
     from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     class Renderer(IPythonRenderer):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw); self.ids = {}
+        def __init__(self, *a, headings: list, api: bool, **kw):
+            super().__init__(*a, **kw); self.headings, self.api = headings, api
         def heading(self, text, level, **attrs):
-            base = _anchor_id(text); n = self.ids.get(base, 0); self.ids[base] = n + 1
-            hid = base if n == 0 else f'{base}-{n}'
-            return f'<h{level} id="{hid}">{text}<a class="anchor-link" href="#{hid}">&#182;</a></h{level}>\n'
+            # the id is settled once the whole page is rendered (see `_heading_ids`); a placeholder until then
+            self.headings.append((_anchor_id(text), self.api and text)); tok = f'{_HID}{len(self.headings) - 1}{_HID}'
+            return f'<h{level} id="{tok}">{text}<a class="anchor-link" href="#{tok}">&#182;</a></h{level}>\n'
         def block_math(self, body): return _mathml(body, True)
         def multiline_math(self, text): return _mathml(text.strip().strip('$'), True)
         def latex_environment(self, name, body): return _mathml(f'\\begin{{{name}}}{body}\\end{{{name}}}', True)
@@ -278,8 +343,14 @@ def _exporter():
             cell = context.get('cell', {})
             path = context.get('resources', {}).get('metadata', {}).get('path', '')
             # images are embedded later (_fix_refs): nbconvert's embed_images breaks inline HTML such as <a ...>x</a>
-            r = Renderer(escape=False, attachments=cell.get('attachments', {}), embed_images=False, path=path)
-            return MarkdownWithMath(renderer=r).render(_quarto_md(source))
+            r = Renderer(escape=False, attachments=cell.get('attachments', {}), embed_images=False, path=path,
+                         headings=self.headings, api=cell.get('cell_type') == 'code')   # a code cell's output: show_doc
+            return MarkdownWithMath(renderer=r).render(_quarto_md(source)).replace(_PIPE, '|')
+
+        def from_notebook_node(self, nb, resources=None, **kw):
+            self.headings = []
+            body, res = super().from_notebook_node(nb, resources, **kw)
+            return _heading_ids(body, self.headings), res
 
     tpl = r"""{%- extends 'lab/base.html.j2' -%}
 {% block input_group -%}
@@ -346,6 +417,13 @@ math[display="block"] { margin: .6rem 0; overflow-x: auto; }
 .missing-figure, .dead-link { color: #b42318; }
 .widget-note { color: var(--muted); font-style: italic; font-size: .9rem; }
 footer { color: var(--muted); font-size: .8rem; border-top: 1px solid var(--line); margin-top: 2.5rem; padding-top: .6rem; }
+#site-search { margin: 0 0 1rem; }
+#search-input { width: 100%; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+#search-status { color: var(--muted); font-size: .8rem; margin: .2rem 0 0; min-height: 0; }
+#search-results { margin: .3rem 0 0; border-bottom: 1px solid var(--line); }
+#search-results:empty { display: none; }
+#search-results li a { padding: .25rem .45rem; line-height: 1.3; }
+#search-results .search-page { display: block; color: var(--muted); font-size: .75rem; }
 @media (max-width: 800px) { .sidebar { position: static; width: auto; border-right: 0; border-bottom: 1px solid var(--line); }
   .content { margin-left: 0; padding: 1rem; } }
 """
@@ -353,6 +431,9 @@ footer { color: var(--muted); font-size: .8rem; border-top: 1px solid var(--line
 def _page(*, site: str, tagline: str, title: str, description: str, body: str, nav: list, here: str, css: str,
           source: str) -> str:
     def rel(p): return posixpath.relpath(p, posixpath.dirname(here) or '.')
+    root = posixpath.relpath('.', posixpath.dirname(here) or '.')
+    root = '' if root == '.' else root + '/'
+    scripts = '\n'.join(f'<script src="{html.escape(rel(f))}" defer></script>' for f in SEARCH_FILES)
     active = ' class="active" aria-current="page"'
     items = '\n'.join(f'<li><a href="{html.escape(rel(p))}"{active if p == here else ""}>{html.escape(t)}</a></li>'
                       for p, t in nav)
@@ -366,11 +447,17 @@ def _page(*, site: str, tagline: str, title: str, description: str, body: str, n
 <meta name="description" content="{html.escape(description or tagline)}">
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{html.escape(rel(css))}">
+{scripts}
 </head>
 <body>
 <nav class="sidebar" id="site-nav" aria-label="Pages">
 <a class="brand" href="{html.escape(rel('index.html'))}">{html.escape(site)}</a>
 <p class="tagline">{html.escape(tagline)}</p>
+<div id="site-search" role="search" data-root="{html.escape(root)}" hidden>
+<input id="search-input" type="search" placeholder="Search the docs" aria-label="Search the docs" autocomplete="off">
+<p id="search-status" aria-live="polite"></p>
+<ul id="search-results"></ul>
+</div>
 <ul>
 {items}
 </ul>
@@ -384,6 +471,95 @@ def _page(*, site: str, tagline: str, title: str, description: str, body: str, n
 </body>
 </html>
 """
+
+# --------------------------------------------------------------------------------------------- search
+# lunr.js does the search (tokenising, stemming, ranking); search-data.js lists the sections it indexes; search.js only
+# builds the index on first use and lists the hits. Plain <script> files, so the site also works from file://.
+VENDOR = REPO / 'scripts' / 'vendor'
+SEARCH_FILES = ('lunr.min.js', 'search-data.js', 'search.js')
+
+_SEARCH_JS = r"""// Site search: lunr.js (scripts/vendor/lunr) over the page sections listed in search-data.js.
+(function () {
+  var box = document.getElementById('site-search'), input = document.getElementById('search-input'),
+      list = document.getElementById('search-results'), status = document.getElementById('search-status'),
+      data = window.GENPRIOR_SEARCH, idx = null;
+  if (!box || !input || !data || !window.lunr) return;
+  var root = box.getAttribute('data-root') || '';
+  box.hidden = false;
+  function index() {
+    if (!idx) idx = lunr(function () {
+      this.ref('i'); this.field('t', {boost: 10}); this.field('k', {boost: 5}); this.field('p', {boost: 2}); this.field('x');
+      data.docs.forEach(function (d, i) { this.add({i: String(i), t: d.t, k: d.k, p: d.p, x: d.x}); }, this);
+    });
+    return idx;
+  }
+  function show() {
+    var terms = lunr.tokenizer(input.value).map(function (t) { return lunr.trimmer(t); })
+                    .filter(function (t) { return t.toString(); });
+    list.textContent = ''; status.textContent = '';
+    if (!terms.length) return;
+    var hits = index().query(function (q) {
+      terms.forEach(function (t) {   // the word as typed (stemmed), and words that start with it
+        q.term(t, {boost: 10});
+        q.term(t, {usePipeline: false, wildcard: lunr.Query.wildcard.TRAILING});
+      });
+    });
+    status.textContent = hits.length ? (hits.length > 20 ? 'top 20 of ' + hits.length : hits.length) + ' result' +
+                                       (hits.length === 1 ? '' : 's') : 'no results';
+    hits.slice(0, 20).forEach(function (h) {
+      var d = data.docs[+h.ref], li = document.createElement('li'), a = document.createElement('a'),
+          pg = document.createElement('span');
+      a.href = root + d.u; a.textContent = d.t; pg.className = 'search-page'; pg.textContent = d.p;
+      a.appendChild(pg); li.appendChild(a); list.appendChild(li);
+    });
+  }
+  input.addEventListener('input', show);
+  if (input.value) show();
+})();
+"""
+
+class _Sections(HTMLParser):
+    "Split a page body into sections at its h1-h3 headings: [anchor, heading text, prose text]; code, outputs and math skipped"
+    SKIP = {'pre', 'script', 'style', 'math', 'svg', 'button'}
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.secs, self.skip, self.head, self.links = [['', '', []]], 0, None, []
+    def handle_starttag(self, tag, attrs):
+        if tag == 'a':   # show_doc's [source] link is not text of the section
+            self.links.append('source-link' in (dict(attrs).get('class') or ''))
+            self.skip += self.links[-1]
+        if tag in self.SKIP: self.skip += 1
+        elif tag in ('h1', 'h2', 'h3'): self.head = [dict(attrs).get('id') or '', []]
+    def handle_endtag(self, tag):
+        if tag == 'a' and self.links: self.skip -= self.links.pop()
+        if tag in self.SKIP: self.skip = max(0, self.skip - 1)
+        elif tag in ('h1', 'h2', 'h3') and self.head:
+            hid, parts = self.head; self.head = None
+            self.secs.append([hid, ' '.join(''.join(parts).replace('\u00b6', '').split()), []])
+    def handle_data(self, d):
+        if self.skip: return
+        (self.head[1] if self.head else self.secs[-1][2]).append(d)
+
+def _search_docs(pages: dict) -> list:
+    "The search documents: one per section of every page, {u: link from the site root, t: title, k: name words, p: page, x: text}"
+    docs = []
+    for page, (title, desc, body) in pages.items():
+        sp = _Sections(); sp.feed(body); sp.close()
+        for i, (hid, head, parts) in enumerate(sp.secs):
+            text = ' '.join(' '.join(parts).split())
+            if i == 0: head, text = title, f'{desc} {text}'.strip()
+            if not head and not text: continue
+            docs.append({'u': page + (f'#{hid}' if hid and i else ''), 't': head, 'k': re.sub(r'[._]+', ' ', head),
+                         'p': title, 'x': text[:4000]})
+    return docs
+
+def _write_search(dest: Path, pages: dict):
+    "lunr.min.js (vendored), search-data.js (the sections), search.js (the glue) into the site"
+    import json, shutil
+    shutil.copyfile(VENDOR / 'lunr' / 'lunr.min.js', dest / 'lunr.min.js')
+    data = json.dumps({'docs': _search_docs(pages)}, sort_keys=True, separators=(',', ':'))
+    (dest / 'search-data.js').write_text(f'window.GENPRIOR_SEARCH = {data};\n', encoding='utf-8')
+    (dest / 'search.js').write_text(_SEARCH_JS, encoding='utf-8')
 
 def _inline_md(s: str) -> str:
     "Minimal inline markdown for the one-line summary: escape, then `code`"
@@ -508,14 +684,17 @@ def build_docs(nbs: str | Path | None = None, dest: str | Path | None = None, qu
     if extra.is_file(): css += '\n/* nbs/styles.css */\n' + extra.read_text(encoding='utf-8')
     (dest / 'styles.css').write_text(css, encoding='utf-8')
     (dest / '.nojekyll').write_text('')
+    final = {}
     for page, (title, desc, body, src) in rendered.items():
-        body = _fix_refs(page, body, site_base=site_base, nb_map=nb_map, nbs=nbs, src_nb=src, dest=dest, ids=ids, warn=warn)
+        body = final[page] = _fix_refs(page, body, site_base=site_base, nb_map=nb_map, nbs=nbs, src_nb=src, dest=dest,
+                                       ids=ids, warn=warn)
         out = dest / page
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(_page(site=site, tagline=tagline, title=title, description=desc, body=body, nav=nav,
                              here=page, css='styles.css', source=f'{nbs.name}/{src.relative_to(nbs).as_posix()}'),
                        encoding='utf-8')
         res.pages[page] = src
+    _write_search(dest, {page: (title, desc, final[page]) for page, (title, desc, _, _) in rendered.items()})
     res.seconds = time.perf_counter() - t0
     log(f'docs: {len(res.pages)} pages in {dest} ({res.seconds:.1f} s, {len(res.warnings)} warnings)')
     return res

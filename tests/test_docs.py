@@ -3,7 +3,7 @@
 The browser test (headless Debian Chromium through Selenium) runs only with `pytest tests/test_docs.py --browser`,
 i.e. `bash run.sh browser-test`; without the option it is deselected, not skipped.
 """
-import functools, json, re, shutil, sys, threading, urllib.request
+import collections, functools, hashlib, json, re, shutil, sys, threading, time, urllib.request
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,18 +37,24 @@ def site(tmp_path_factory):
     return nbs, dest, res
 
 class Page(HTMLParser):
-    "The ids, local references and nav of one HTML page"
+    "The ids (and each one's tag and text), local references and nav of one HTML page"
     def __init__(self):
         super().__init__(); self.ids, self.refs, self.nav_links, self._nav = set(), [], [], 0
+        self.id_list, self._open = [], []
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if 'id' in a: self.ids.add(a['id'])
+        if 'id' in a:
+            self.ids.add(a['id']); self.id_list.append([a['id'], tag, '']); self._open.append(self.id_list[-1])
         if tag == 'nav': self._nav += 1
         for k in ('href', 'src'):
             if a.get(k) is not None: self.refs.append((tag, k, a[k]))
         if tag == 'a' and self._nav and a.get('href'): self.nav_links.append(a['href'])
     def handle_endtag(self, tag):
         if tag == 'nav': self._nav -= 1
+        if self._open and self._open[-1][1] == tag: self._open.pop()
+    def handle_data(self, d):
+        for e in self._open[-1:]:
+            if len(e[2]) < 60: e[2] += d
 
 def parse(f: Path) -> Page:
     p = Page(); p.feed(f.read_text(encoding='utf-8')); return p
@@ -99,6 +105,101 @@ def test_build_is_deterministic(site, tmp_path):
     for f in sorted(dest.rglob('*')):
         if f.is_file(): assert (tmp_path / 'again' / f.relative_to(dest)).read_bytes() == f.read_bytes(), f.name
 
+def test_no_duplicate_ids(site):
+    """Every id (so every anchor) is unique on its page. The builder gives repeated prose headings pandoc's -1, -2
+    suffixes; the same object documented twice by show_doc keeps one id and is reported here."""
+    _, dest, _ = site
+    dups = {}
+    for f in sorted(dest.rglob('*.html')):
+        p = parse(f)
+        n = collections.Counter(i for i, *_ in p.id_list)
+        d = {i: [f'<{t}> {x.strip()[:40]!r}' for j, t, x in p.id_list if j == i] for i, c in n.items() if c > 1}
+        if d: dups[f.relative_to(dest).as_posix()] = d
+    assert not dups, 'duplicate ids (page: id: the elements that carry it):\n' + '\n'.join(
+        f'  {pg}: {i}: {", ".join(els)}' for pg, d in dups.items() for i, els in d.items())
+
+def test_heading_ids_rule():
+    "API headings keep their plain name; prose headings and a differently-spelt API name get suffixes; same API text stays"
+    H = build_docs._HID
+    body = ''.join(f'<h2 id="{H}{i}{H}"><a href="#{H}{i}{H}">x</a></h2>' for i in range(5))
+    heads = [('smoothness', ''), ('smoothness', 'Smoothness'), ('smoothness', 'smoothness'), ('top', ''),
+             ('norm', 'norm')]
+    ids = re.findall(r'id="([^"]+)"', build_docs._heading_ids(body, heads + [('norm', 'norm')])[:0] +
+                     build_docs._heading_ids(body, heads))
+    assert ids == ['smoothness-2', 'smoothness', 'smoothness-1', 'top-1', 'norm']
+    twice = build_docs._heading_ids(body + f'<h3 id="{H}5{H}"></h3>', heads + [('norm', 'norm')])
+    assert re.findall(r'id="([^"]+)"', twice)[-2:] == ['norm', 'norm']
+
+def _render_md(md: str) -> str:
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md)])
+    return build_docs._exporter().from_notebook_node(nb)[0]
+
+def test_table_cells_with_norms():
+    "A code span with escaped pipes in a GFM table cell shows pipes (as on GitHub and in JupyterLab); math keeps TeX's \\|"
+    body = _render_md('| method | objective |\n|---|---|\n| `csgm` | `\\|\\|A G(z) - y\\|\\|^2` and $\\|x\\|_2$ |\n\n'
+                      'Outside a table `a\\|b` keeps its backslash.')
+    assert '<td><code>||A G(z) - y||^2</code>' in body, body
+    assert '<code>a\\|b</code>' in body
+    cell = re.search(r'<td><code>\|\|A.*?</td>', body, re.S).group(0)
+    assert '\u2016' in cell or '\\|x\\|' in cell   # MathML's double bar (latex2mathml), or the TeX shown as code
+
+def test_no_escaped_pipes_in_tables(site):
+    _, dest, _ = site
+    for f in sorted(dest.rglob('*.html')):
+        cells = re.findall(r'<t[dh]>(.*?)</t[dh]>', f.read_text(encoding='utf-8'), re.S)
+        bad = [c for c in cells if '\\|' in re.sub(r'<math.*?</math>', '', c, flags=re.S)]
+        assert not bad, f'{f.name}: table cells show escaped pipes: {bad[:3]}'
+    lo = (dest / 'latent_opt.html').read_text(encoding='utf-8')
+    assert '<code>||A G(z) - y||^2 + lam ||z||^2</code>' in lo
+
+def test_test_only_code_left_out():
+    src = ("x = f(2)\n# bad input\nfct.test_fail(lambda: f(-1),\n              contains='x must be')\nfct.test_eq(x, 4)\n"
+           "if not ok: fct.test_fail(lambda: g())\ny = 1; test_fail(lambda: h())\n# end")
+    assert build_docs._drop_test_only(src) == 'x = f(2)\nfct.test_eq(x, 4)\ny = 1; test_fail(lambda: h())\n# end'
+    assert build_docs._drop_test_only('fct.test_fail(lambda: f(-1))') == ''
+    assert build_docs._drop_test_only('%time f(1)\ntest_fail(f)') == '%time f(1)\ntest_fail(f)'   # not Python: as is
+
+def test_pages_show_no_test_fail(site):
+    "Checks of error messages run in the tests, not on the pages (code cells are highlighted: the name is a span)"
+    _, dest, _ = site
+    shown = [f.name for f in sorted(dest.rglob('*.html')) if 'test_fail</span>' in f.read_text(encoding='utf-8')]
+    assert not shown, f'pages that show test_fail: {shown}'
+
+# ------------------------------------------------------------------------------------------- search
+def search_docs(dest: Path) -> list:
+    s = (dest / 'search-data.js').read_text(encoding='utf-8')
+    assert s.startswith('window.GENPRIOR_SEARCH = ')
+    return json.loads(s[s.index('{'):s.rindex('}') + 1])['docs']
+
+def test_vendored_lunr_matches_its_lock():
+    v = REPO / 'scripts' / 'vendor'
+    lock = json.loads((v / 'package-lock.json').read_text())['packages']['node_modules/lunr']['version']
+    js = (v / 'lunr' / 'lunr.min.js').read_bytes()
+    assert re.search(rb'lunr - http://lunrjs.com - .* - (\S+)', js[:300]).group(1).decode() == lock
+    assert json.loads((v / 'package.json').read_text())['devDependencies']['lunr'] == lock
+    readme = (v / 'README.md').read_text()
+    assert f'| {lock} | MIT' in readme and hashlib.sha256(js).hexdigest() in readme
+
+def test_search_index_lists_every_page(site):
+    nbs, dest, _ = site
+    docs = search_docs(dest)
+    pages = {f.relative_to(dest).as_posix() for f in dest.rglob('*.html')}
+    assert {d['u'].split('#')[0] for d in docs} == pages
+    parsed = {pg: parse(dest / pg) for pg in pages}
+    for d in docs:
+        pg, _, frag = d['u'].partition('#')
+        assert not frag or frag in parsed[pg].ids, d['u']
+        assert d['t'] and d['p'] and set(d) == {'u', 't', 'k', 'p', 'x'}
+    titles = {d['t'] for d in docs}
+    assert {'csgm', 'LinearOperator', 'interpolation_widget'} <= titles   # show_doc entries are sections of their own
+    for f in (dest / x for x in build_docs.SEARCH_FILES): assert f.is_file() and f.stat().st_size > 500, f
+    assert (dest / 'lunr.min.js').read_bytes() == (REPO / 'scripts/vendor/lunr/lunr.min.js').read_bytes()
+    for pg, p in parsed.items():
+        assert {'site-search', 'search-input', 'search-results'} <= p.ids, pg
+        scripts = [u for t, k, u in p.refs if t == 'script']
+        assert [s.rsplit('/', 1)[-1] for s in scripts] == list(build_docs.SEARCH_FILES), (pg, scripts)
+
 # ------------------------------------------------------------------------------------------- browser
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
@@ -120,6 +221,7 @@ def browser(tmp_path_factory):
     for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
               '--disable-background-networking', '--disable-component-update', '--disable-sync',
               '--disable-dev-shm-usage', '--window-size=1280,900',
+              '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',   # no name resolves: the pages need no network
               f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}'):
         opts.add_argument(a)
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
@@ -161,3 +263,42 @@ def test_pages_in_chromium(served, browser):
         assert browser.save_screenshot(str(shots / (pg.replace('/', '__')[:-5] + '.png')))
         browser.execute_cdp_cmd('Emulation.clearDeviceMetricsOverride', {})
     assert len(list(shots.glob('*.png'))) == len(pages)
+
+def _search(browser, query: str, timeout: float = 10) -> list:
+    "Type `query` into the search box of the open page; the result links (href, text) once they appear"
+    box = browser.find_element('css selector', '#search-input')
+    assert box.is_displayed(), 'the search box is hidden (search.js did not run)'
+    box.clear(); box.send_keys(query)
+    t = time.monotonic()
+    while time.monotonic() - t < timeout:
+        hits = browser.execute_script("return Array.from(document.querySelectorAll('#search-results a'))"
+                                      ".map(a => [a.href, a.textContent])")
+        if hits: return hits
+        time.sleep(0.1)
+    return []
+
+@pytest.mark.browser
+def test_search_in_chromium(served, browser):
+    "Typing into the search box lists sections that link to pages of the site, over http and from file:// (offline)"
+    dest, base = served
+    pages = {f.relative_to(dest).as_posix() for f in dest.rglob('*.html')}
+    for start in (urljoin(base, 'operators.html'), (dest / 'index.html').resolve().as_uri()):
+        browser.get(start)
+        root = start.rsplit('/', 1)[0] + '/'
+        hits = _search(browser, 'slerp')
+        assert hits, f'{start}: no results for "slerp"'
+        for href, text in hits:
+            assert href.startswith(root) and href[len(root):].split('#')[0] in pages, href
+        assert any('latent_space.html' in h for h, _ in hits)
+        hits = _search(browser, 'make_oper')    # a prefix of a function name finds its show_doc section
+        assert any(h.endswith('operators.html#make_operator') for h, _ in hits), hits
+        assert _search(browser, 'qwxzyv', timeout=1) == []
+        assert browser.find_element('css selector', '#search-status').text == 'no results'
+        assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE']
+    browser.get(urljoin(base, 'index.html'))
+    href = _search(browser, 'tikhonov')[0][0]
+    browser.find_element('css selector', '#search-results a').click()
+    assert browser.current_url == href and browser.execute_script('return document.readyState') == 'complete'
+    shots = REPO / 'out' / 'docs-screenshots'; shots.mkdir(parents=True, exist_ok=True)
+    _search(browser, 'restarts')
+    assert browser.save_screenshot(str(shots / '_search.png'))
