@@ -6,6 +6,8 @@
 #   bash run.sh docs   -> set up, then build the documentation site into _docs/ (no Quarto needed)
 #   bash run.sh browser-test -> set up, install Chromium + chromedriver (apt, root) and selenium, build the docs,
 #                               then check every page in headless Chromium (screenshots in out/docs-screenshots/)
+#   bash run.sh interop-test -> set up a second venv (.venv-interop: torch 2.14.1, torchvision 0.29.1, deepinv) and
+#                               run tests/interop/ against the real deepinv (the main venv never needs deepinv)
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -70,6 +72,24 @@ browser_setup() {
   "$PY" -c "import selenium" 2>/dev/null || "$PY" -m pip install -q "selenium>=4"
 }
 
+IVENV=.venv-interop
+DEEPINV_VERSION=0.5.0
+interop_setup() {
+  # deepinv imports torchvision, which does not load beside the main venv's torch 2.13.0 CPU wheel: a venv of its own.
+  local want; want=$(cat settings.ini setup.py | sha1sum | cut -d' ' -f1)-deepinv-$DEEPINV_VERSION
+  if [ ! -x "$IVENV/bin/python" ] || [ "$(cat "$IVENV/.setup-stamp" 2>/dev/null)" != "$want" ]; then
+    echo "== setting up $IVENV (torch 2.14.1 + torchvision 0.29.1, then deepinv $DEEPINV_VERSION and genprior_nb[deepinv])"
+    local t0=$SECONDS
+    [ -x "$IVENV/bin/python" ] || python3 -m venv "$IVENV"
+    "$IVENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    "$IVENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+    # torch and torchvision repeated so that pip keeps them rather than resolving another build
+    "$IVENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" "deepinv==$DEEPINV_VERSION" -e ".[deepinv]" "pytest>=7"
+    echo "$want" > "$IVENV/.setup-stamp"
+    echo "   ($IVENV set up in $((SECONDS - t0)) s)"
+  fi
+}
+
 cmd=${1:-help}; shift || true
 case "$cmd" in
   setup) setup ;;
@@ -80,5 +100,8 @@ case "$cmd" in
     setup; browser_setup; build_docs
     OMP_NUM_THREADS=1 MPLBACKEND=Agg "$PY" -m pytest tests/test_docs.py -q -p no:cacheprovider --browser "$@"
     echo "== screenshots: $PWD/out/docs-screenshots/" ;;
-  *) echo "usage: bash run.sh {demo|test|setup|docs|browser-test}"; exit 2 ;;
+  interop-test)
+    interop_setup
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg "$IVENV/bin/python" -m pytest tests/interop --interop -q -p no:cacheprovider "$@" ;;
+  *) echo "usage: bash run.sh {demo|test|setup|docs|browser-test|interop-test}"; exit 2 ;;
 esac

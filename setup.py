@@ -14,6 +14,7 @@ lic = licenses[cfg['license']]
 
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+deepinv_requirements = cfg.get('deepinv_requirements', '').split()  # the optional extra genprior_nb[deepinv] (module interop)
 scripts = [s for s in cfg.get('console_scripts', '').split() if s]
 
 setuptools.setup(
@@ -37,7 +38,7 @@ setuptools.setup(
     package_data={'genprior_nb.weights': ['*.pt', '*.json'], 'genprior_nb.weights.classifier': ['*.pt', '*.json'],
                   'genprior_nb.tuning': ['*.csv']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'browser': ['selenium>=4']},
+    extras_require={'dev': dev_requirements, 'browser': ['selenium>=4'], 'deepinv': deepinv_requirements},
     python_requires='>=' + min_python,
     zip_safe=False,
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

@@ -1,5 +1,6 @@
 "Shared pytest setup: one CPU thread (trainings run beside the tests) and a non-interactive matplotlib backend."
 import os
+from pathlib import Path
 os.environ['MPLBACKEND'] = 'Agg'
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 import pytest
@@ -19,6 +20,14 @@ def vae():
 def pytest_addoption(parser):
     parser.addoption('--browser', action='store_true', default=False,
                      help='also run the tests marked browser (needs /usr/bin/chromium, chromedriver and selenium)')
+    parser.addoption('--interop', action='store_true', default=False,
+                     help='collect tests/interop/ (needs deepinv: its own venv, `bash run.sh interop-test`)')
+
+# tests/interop/ runs against the real deepinv in .venv-interop (`bash run.sh interop-test` passes --interop). Without
+# the option the folder is not collected at all, so the main run neither runs nor skips it.
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name == 'interop' and collection_path.parent == Path(__file__).parent and not config.getoption('--interop'):
+        return True
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'browser: needs headless Chromium; runs only with --browser')
