@@ -190,31 +190,57 @@ def _directives(src: str):
 
 def _false(v): return str(v).strip().lower() in ('false', 'no', '0')
 
-TEST_ONLY_CALLS = ('test_fail',)
+TEST_FAIL = 'test_fail'
 
-def _drop_test_only(src: str) -> str:
-    """The code of a cell as the page shows it: top-level `test_fail(...)` / `fct.test_fail(...)` statements (checks of
-    error messages, which only test) are left out, with the comment lines directly above them. The notebook and its
-    tests keep them; a statement sharing a line with other code is kept."""
+def _fail_example(call, src: str, indent: str = '') -> str | None:
+    "`fct.test_fail(lambda: f(x), contains='msg')` as the line a reader wants, `f(x)  # raises: msg`; None if not that form"
     import ast
-    if not any(n in src for n in TEST_ONLY_CALLS): return src
+    if not call.args: return None
+    f = call.args[0]
+    def code(node):   # as written when it fits on one line
+        seg = ast.get_source_segment(src, node)
+        return seg if seg and '\n' not in seg else ast.unparse(node)
+    expr = code(f.body) if isinstance(f, ast.Lambda) and not f.args.args else f'{code(f)}()'
+    kw = {k.arg: k.value for k in call.keywords}
+    msg = kw.get('contains', call.args[2] if len(call.args) > 2 else None)
+    if isinstance(msg, ast.Constant) and isinstance(msg.value, str): text = msg.value
+    elif isinstance(msg, ast.JoinedStr):   # an f-string: its fixed parts, an ellipsis for each value
+        text = ''.join(v.value if isinstance(v, ast.Constant) else '\u2026' for v in msg.values)
+    elif msg is None: text = ''
+    else: return None
+    text = ' '.join(text.split())
+    return f"{indent}{expr}  # raises{': ' + text if text else ' an error'}"
+
+def _readable_test_fail(src: str) -> str:
+    """The code of a cell as the page shows it. fastcore's `test_fail(lambda: f(x), contains='msg')` is written for the
+    test runner; the page shows the example it encodes, `f(x)  # raises: msg`, one line per check (also inside an
+    `if` that holds nothing else). The notebook and its tests keep the check; a statement that shares a line with
+    other code, or a form not recognised, is shown as written."""
+    import ast
+    if TEST_FAIL not in src: return src
     try: tree = ast.parse(src)
     except SyntaxError: return src
-    def test_only(st):   # a test_fail call, or an `if` that only runs such calls
-        if isinstance(st, ast.If): return all(map(test_only, st.body + st.orelse))
+    def fail_call(st):
         f = st.value.func if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) else None
-        return (getattr(f, 'attr', None) or getattr(f, 'id', None)) in TEST_ONLY_CALLS
+        return st.value if (getattr(f, 'attr', None) or getattr(f, 'id', None)) == TEST_FAIL else None
     lines, used = src.splitlines(), {}
     for st in tree.body:
         for i in range(st.lineno - 1, st.end_lineno): used[i] = used.get(i, 0) + 1
-    drop = set()
+    repl = {}   # first line -> (last line, new text)
     for st in tree.body:
-        rng = range(st.lineno - 1, st.end_lineno)
-        if not test_only(st) or any(used[i] > 1 for i in rng): continue
-        drop.update(rng)
-        j = st.lineno - 2
-        while j >= 0 and lines[j].lstrip().startswith('#') and j not in used: drop.add(j); j -= 1
-    return '\n'.join(l for i, l in enumerate(lines) if i not in drop).strip('\n')
+        if any(used[i] > 1 for i in range(st.lineno - 1, st.end_lineno)): continue
+        ind = re.match(r'\s*', lines[st.lineno - 1]).group(0)
+        if fail_call(st): new = _fail_example(fail_call(st), src, ind)
+        elif isinstance(st, ast.If) and not st.orelse and all(map(fail_call, st.body)):
+            body = [_fail_example(fail_call(b), src, ind + '    ') for b in st.body]
+            new = None if None in body else '\n'.join([f'{ind}if {ast.unparse(st.test)}:'] + body)
+        else: continue
+        if new is not None: repl[st.lineno - 1] = (st.end_lineno - 1, new)
+    out, i = [], 0
+    while i < len(lines):
+        if i in repl: out.append(repl[i][1]); i = repl[i][0] + 1
+        else: out.append(lines[i]); i += 1
+    return '\n'.join(out)
 
 def _prepare(nb):
     "Apply the Quarto cell options nbdev's processors leave in the sources"
@@ -229,7 +255,7 @@ def _prepare(nb):
             keep.append(c); continue
         d, src = _directives(c.source)
         if _false(d.get('include', 'true')): continue
-        c.source = src = _drop_test_only(src)
+        c.source = src = _readable_test_fail(src)
         meta = {}
         if _false(d.get('echo', 'true')) or not src.strip(): meta['hide_input'] = True
         if _false(d.get('output', 'true')): c.outputs = []

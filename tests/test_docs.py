@@ -124,8 +124,7 @@ def test_heading_ids_rule():
     body = ''.join(f'<h2 id="{H}{i}{H}"><a href="#{H}{i}{H}">x</a></h2>' for i in range(5))
     heads = [('smoothness', ''), ('smoothness', 'Smoothness'), ('smoothness', 'smoothness'), ('top', ''),
              ('norm', 'norm')]
-    ids = re.findall(r'id="([^"]+)"', build_docs._heading_ids(body, heads + [('norm', 'norm')])[:0] +
-                     build_docs._heading_ids(body, heads))
+    ids = re.findall(r'id="([^"]+)"', build_docs._heading_ids(body, heads))
     assert ids == ['smoothness-2', 'smoothness', 'smoothness-1', 'top-1', 'norm']
     twice = build_docs._heading_ids(body + f'<h3 id="{H}5{H}"></h3>', heads + [('norm', 'norm')])
     assert re.findall(r'id="([^"]+)"', twice)[-2:] == ['norm', 'norm']
@@ -153,15 +152,19 @@ def test_no_escaped_pipes_in_tables(site):
     lo = (dest / 'latent_opt.html').read_text(encoding='utf-8')
     assert '<code>||A G(z) - y||^2 + lam ||z||^2</code>' in lo
 
-def test_test_only_code_left_out():
-    src = ("x = f(2)\n# bad input\nfct.test_fail(lambda: f(-1),\n              contains='x must be')\nfct.test_eq(x, 4)\n"
-           "if not ok: fct.test_fail(lambda: g())\ny = 1; test_fail(lambda: h())\n# end")
-    assert build_docs._drop_test_only(src) == 'x = f(2)\nfct.test_eq(x, 4)\ny = 1; test_fail(lambda: h())\n# end'
-    assert build_docs._drop_test_only('fct.test_fail(lambda: f(-1))') == ''
-    assert build_docs._drop_test_only('%time f(1)\ntest_fail(f)') == '%time f(1)\ntest_fail(f)'   # not Python: as is
+def test_test_fail_shown_as_example():
+    "fastcore's test_fail, written for the test runner, shows on the page as the call and the message it raises"
+    src = ("x = f(2)\n# bad input\nfct.test_fail(lambda: f(-1),\n              contains='x must be > 0')\nfct.test_eq(x, 4)\n"
+           "if not ok: fct.test_fail(lambda: g(a,  b), contains=f'{a}: bad')\ny = 1; test_fail(lambda: h())\n"
+           "test_fail(h)\nfct.test_fail(lambda x: x, contains=3)\n# end")
+    assert build_docs._readable_test_fail(src) == (
+        "x = f(2)\n# bad input\nf(-1)  # raises: x must be > 0\nfct.test_eq(x, 4)\n"
+        "if not ok:\n    g(a,  b)  # raises: \u2026: bad\ny = 1; test_fail(lambda: h())\n"
+        "h()  # raises an error\nfct.test_fail(lambda x: x, contains=3)\n# end")   # shared line, odd forms: as written
+    assert build_docs._readable_test_fail('%time f(1)\ntest_fail(f)') == '%time f(1)\ntest_fail(f)'   # not Python: as is
 
 def test_pages_show_no_test_fail(site):
-    "Checks of error messages run in the tests, not on the pages (code cells are highlighted: the name is a span)"
+    "No page shows a test_fail call (code cells are highlighted: the name is a span of its own)"
     _, dest, _ = site
     shown = [f.name for f in sorted(dest.rglob('*.html')) if 'test_fail</span>' in f.read_text(encoding='utf-8')]
     assert not shown, f'pages that show test_fail: {shown}'
