@@ -4,11 +4,12 @@
 
 # %% ../nbs/19_cli.ipynb #5cfcdabc
 from __future__ import annotations
-import sys, json, argparse, shlex
+import os, sys, json, argparse, shlex, subprocess
 from pathlib import Path
 import torch
 from . import __version__
 from .core import set_cpu_threads, get_device, atomic_torch_save, atomic_write_bytes, check_choice, check_int, check_float
+from .train import DistributedTrainingError
 
 # %% auto #0
 __all__ = ['USER_ERRORS', 'model_config', 'train_command', 'build_parser', 'main']
@@ -55,6 +56,8 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
                   n_critic:int=5, # WGAN: critic steps per generator step
                   gp_weight:float=10.0, # WGAN: gradient-penalty weight
                   stop_at:int|None=None, # end after this many steps (the learning-rate schedule still spans `steps`)
+                  precision:str='fp32', # 'fp32' or 'bf16' (autocast for the forward passes)
+                  backend:str|None=None, # torch.distributed backend under torchrun: 'gloo' or 'nccl' (None: nccl on CUDA, gloo on CPU)
                   command:str|None=None, # the command line, recorded in train.json
                  ) -> dict:
     "Train one generator with checkpoints; returns the training record."
@@ -65,7 +68,10 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
     model_config(model, latent_dim, width, kl_weight, likelihood)   # checks the architecture options before any data is read
     if image_size is not None: check_int(image_size, 'image_size', 8, 4096)
     if channels is not None: check_choice(channels, 'channels', (1, 3))
-    out = Path(out); dev = get_device(device)
+    from genprior_nb.train import init_distributed, current_shard
+    check_choice(precision, 'precision', ('fp32', 'bf16'))
+    out = Path(out); dev = init_distributed(device, backend)   # joins torchrun's process group when it started several processes
+    rank, world = current_shard()
     if out.exists() and not out.is_dir(): raise ValueError(f"out {str(out)!r} is a file, not a folder")
     if not resume and (out/'checkpoint.pt').exists():
         raise FileExistsError(f"{out/'checkpoint.pt'} exists; pass --resume to continue it or choose another --out")
@@ -79,7 +85,11 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
     torch.manual_seed(seed)
     net = build_model(config).to(dev)
     kw = dict(steps=steps, batch_size=batch_size, seed=seed, ckpt_path=out/'checkpoint.pt', ckpt_every=ckpt_every,
-              resume=resume, max_minutes=max_minutes, progress=progress, stop_at=stop_at)
+              resume=resume, max_minutes=max_minutes, progress=progress, stop_at=stop_at, precision=precision)
+    if world > 1:
+        current_shard().rows(batch_size)   # a global batch that does not split evenly is refused before training
+        if rank == 0: print(f"genprior: training on {world} processes ({torch.distributed.get_backend()}), global batch {batch_size} = "
+                            f"{world} x {batch_size // world}", file=sys.stderr, flush=True)
     if model == 'wgan':
         settings = dict(lr=lr or 1e-4, n_critic=n_critic, gp_weight=gp_weight, critic_width=critic_width)
         hist = train_wgan(net, Critic(critic_width, net.image_shape).to(dev), x, lr=settings['lr'], n_critic=n_critic,
@@ -87,12 +97,13 @@ def train_command(model:str='vae', # 'ae', 'vae' or 'wgan'
     else:
         settings = dict(lr=lr or 2e-3, kl_warmup=kl_warmup)
         hist = train_autoencoder(net, x, lr=settings['lr'], kl_warmup=kl_warmup, **kw)
-    atomic_torch_save(net.state_dict(), out/'model.pt')
+    if rank == 0: atomic_torch_save(net.state_dict(), out/'model.pt')   # with several processes, rank 0 alone writes
     record = {'config': net.config(), 'data': str(data), 'image_size': image_size, 'channels': channels, 'command': command, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
               'train': {'steps': steps, 'batch_size': batch_size, 'seed': seed, 'stop_at': stop_at, 'subset': subset, **settings},
-              'steps_done': hist['steps_done'], 'seconds': round(hist['seconds'], 2),
+              'steps_done': hist['steps_done'], 'seconds': round(hist['seconds'], 2), 'precision': precision, 'world_size': world,
+              'backend': torch.distributed.get_backend() if world > 1 else None,
               'history': {k: v for k, v in hist.items() if isinstance(v, list)}}
-    atomic_write_bytes(out/'train.json', json.dumps(record).encode())
+    if rank == 0: atomic_write_bytes(out/'train.json', json.dumps(record).encode())
     return record
 
 # %% ../nbs/19_cli.ipynb #149d9724
@@ -157,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--subset', type=int, default=None, help='use only the first N training images')
     t.add_argument('--device', default=None, help='cpu, cuda or mps (None: the best available)')
     t.add_argument('--no-progress', action='store_true', help='no progress bar')
+    t.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32', help='bf16: autocast the forward passes to bfloat16')
+    t.add_argument('--nproc', type=int, default=1, help='processes on this machine: N > 1 runs the command under torchrun '
+                   '(DDP; --batch-size is the global batch, split over them)')
+    t.add_argument('--backend', choices=('gloo', 'nccl'), default=None, help='torch.distributed backend under torchrun '
+                   '(None: nccl on CUDA, gloo on CPU)')
 
     b = add('bench', help='benchmarks: reconstruct (speed), quality (tables), operators (throughput)',
             description='Run a benchmark and print its table.')
@@ -177,7 +193,8 @@ def _train_args(args) -> dict:
                 epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, lr=args.lr, kl_weight=args.kl_weight,
                 seed=args.seed, out=args.out, resume=args.resume, ckpt_every=args.ckpt_every, max_minutes=args.max_minutes,
                 subset=args.subset, device=args.device, progress=not args.no_progress, likelihood=args.likelihood,
-                kl_warmup=args.kl_warmup, n_critic=args.n_critic, gp_weight=args.gp_weight, stop_at=args.stop_at)
+                kl_warmup=args.kl_warmup, n_critic=args.n_critic, gp_weight=args.gp_weight, stop_at=args.stop_at,
+                precision=args.precision, backend=args.backend)
 
 # %% ../nbs/19_cli.ipynb #dba5ee1a
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
@@ -188,7 +205,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     try:
         threads = getattr(args, 'threads', None)
         if threads is not None and threads < 1: raise ValueError(f"--threads must be >= 1, got {threads}")
-        set_cpu_threads(threads)
+        from genprior_nb.train import rank_threads, close_distributed, dist_rank
+        set_cpu_threads(threads or rank_threads())   # under torchrun: the node's cores split over its processes
         if args.command == 'list':
             from genprior_nb.pretrained import list_pretrained, model_card
             for n in list_pretrained():
@@ -196,8 +214,12 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
                 print(f"{n:16s} {c['family']:5s} data={c['data']:7s} latent={c['latent_dim']} "
                       + ' '.join(f'{k}={v}' for k, v in ev.items() if k != 'test_images'))
         elif args.command == 'train':
+            if args.nproc < 1: raise ValueError(f"--nproc must be >= 1, got {args.nproc}")
+            if args.nproc > 1 and 'LOCAL_RANK' not in os.environ: return _torchrun(argv, args.nproc)
             rec = train_command(**_train_args(args), command=shlex.join(['genprior', *argv]))
-            print(f"trained {rec['config']['model']} for {rec['steps_done']} steps in {rec['seconds']:.1f}s -> {args.out}/model.pt")
+            close_distributed()
+            on = f" on {rec['world_size']} processes" if rec['world_size'] > 1 else ''
+            if dist_rank() == 0: print(f"trained {rec['config']['model']} for {rec['steps_done']} steps in {rec['seconds']:.1f}s{on} -> {args.out}/model.pt")
         elif args.command == 'demo':
             from genprior_nb.demo import run_demo
             run_demo(out=args.out, n_eval=args.n_eval, seed=args.seed, data=args.data, device=args.device)
@@ -216,3 +238,23 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     except USER_ERRORS as e:
         print(f'genprior: error: {e}', file=sys.stderr)
         return 2
+    except DistributedTrainingError as e:   # another process of a torchrun job failed or was killed
+        print(f'genprior: error: {e}', file=sys.stderr)
+        return 1
+
+def _torchrun(argv:list, nproc:int) -> int:
+    "Run this `genprior` command on `nproc` processes of this machine under torchrun; return torchrun's exit status."
+    rest, skip = [], False
+    for a in argv:
+        if skip: skip = False
+        elif a == '--nproc': skip = True
+        elif not a.startswith('--nproc='): rest.append(a)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc), '-m', 'genprior_nb.cli', *rest]
+    p = subprocess.Popen(cmd)
+    while True:
+        try: return p.wait()
+        except KeyboardInterrupt: pass   # torchrun got the same Ctrl-C: its processes finish the step, save and stop
+
+# %% ../nbs/19_cli.ipynb #7f543dcd
+#| eval: false
+if __name__ == '__main__': sys.exit(main())   # `python -m genprior_nb.cli`, as torchrun starts it

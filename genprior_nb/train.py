@@ -4,27 +4,70 @@
 
 # %% ../nbs/06_train.ipynb #77afcb44
 from __future__ import annotations
-import math, time
+import math, time, os, re, signal, hashlib, datetime, warnings, contextlib, threading
 from pathlib import Path
+from typing import NamedTuple
 import torch
 from torch import nn, Tensor
+import torch.distributed as dist
+import torch.distributed._functional_collectives as funcol
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from .core import check_int, check_float, atomic_torch_save, safe_torch_load
+from .core import check_int, check_float, check_choice, get_device, atomic_torch_save, safe_torch_load
+from .generators import PRECISIONS, autocast, module_device
 
 # %% auto #0
-__all__ = ['TrainingDivergedError', 'BatchStream', 'step_generator', 'fit']
+__all__ = ['BACKENDS', 'TrainingDivergedError', 'DistributedTrainingError', 'Shard', 'BatchStream', 'step_generator', 'rank_seed',
+           'dist_rank', 'dist_world', 'current_shard', 'default_backend', 'rank_threads', 'init_distributed',
+           'close_distributed', 'training_shard', 'fit', 'LossModule', 'ddp_loss', 'synced_batchnorm']
 
 # %% ../nbs/06_train.ipynb #1710f7d6
 class TrainingDivergedError(RuntimeError):
     "The loss became NaN or inf; the last good checkpoint is kept."
 
+class DistributedTrainingError(RuntimeError):
+    "Another process of a multi-process run failed or was killed; the last good checkpoint is kept."
+
+class Shard(NamedTuple):
+    "This process's part of each global batch: rank `rank` of `world` takes rows [rank*n/world, (rank+1)*n/world)."
+    rank: int = 0
+    world: int = 1
+    def rows(self, n:int, # size of the global batch
+             name:str='batch_size', # the argument's name, for the error message
+            ) -> slice:
+        "The rows of a global batch of `n` that this rank takes."
+        if n % self.world:
+            raise ValueError(f"{name} {n} does not split evenly over {self.world} processes; use a multiple of {self.world}")
+        per = n // self.world
+        return slice(self.rank*per, (self.rank + 1)*per)
+    def randn(self, shape:tuple, # (rows of this rank, ...)
+              generator:torch.Generator|None=None, # the step's generator (the same on every rank)
+             ) -> Tensor:
+        "This rank's rows of standard normal noise drawn for the whole global batch."
+        return self._draw(torch.randn, shape, generator)
+    def rand(self, shape:tuple, # (rows of this rank, ...)
+             generator:torch.Generator|None=None, # the step's generator (the same on every rank)
+            ) -> Tensor:
+        "This rank's rows of uniform [0, 1) noise drawn for the whole global batch."
+        return self._draw(torch.rand, shape, generator)
+    def _draw(self, fn, shape, generator):
+        if self.world == 1: return fn(shape, generator=generator)
+        n = shape[0]
+        return fn((n*self.world, *shape[1:]), generator=generator)[self.rank*n:(self.rank + 1)*n]
+    def take(self, items) -> list:
+        "This rank's share of a list of work items (every `world`-th item from `rank` on), e.g. benchmark cells."
+        return list(items)[self.rank::self.world]
+
 class BatchStream:
     "Deterministic mini-batches: batch `i` is a pure function of (seed, i), so resumed runs see the same data."
     def __init__(self, data:Tensor, # training images (N, ...)
-                 batch_size:int, # images per batch
+                 batch_size:int, # images per global batch (all processes together)
                  seed:int=0, # seed of the per-epoch permutations
+                 shard:Shard|None=None, # this process's rows of each batch (None: all of them)
                 ):
         self.data, self.bs, self.seed = data, check_int(batch_size, 'batch_size', 1, len(data)), seed
+        self.shard = Shard() if shard is None else shard
+        self.rows = self.shard.rows(self.bs)
         self.per_epoch = len(data) // self.bs
         self._perm_epoch, self._perm = None, None
     def __getitem__(self, i:int) -> Tensor:
@@ -32,24 +75,140 @@ class BatchStream:
         if epoch != self._perm_epoch:
             self._perm = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.seed*100_003 + epoch))
             self._perm_epoch = epoch
-        return self.data[self._perm[j*self.bs:(j + 1)*self.bs]]
+        return self.data[self._perm[j*self.bs:(j + 1)*self.bs][self.rows]]
 
 def step_generator(seed:int, step:int) -> torch.Generator:
     "The CPU generator that supplies the noise of one training step."
     return torch.Generator().manual_seed(seed*1_000_003 + step)
+
+def rank_seed(seed:int, # the run's seed
+              rank:int, # the process's rank
+              step:int=0, # the step the stream starts at (a resume on another number of processes re-seeds)
+             ) -> int:
+    "The seed of one process's own random stream (torch's global RNG) in a multi-process run."
+    return int.from_bytes(hashlib.sha256(f'genprior rank seed {seed} {rank} {step}'.encode()).digest()[:8], 'little') >> 1
+
+# %% ../nbs/06_train.ipynb #2aed398d
+BACKENDS = ('gloo', 'nccl')
+
+def dist_rank() -> int:
+    "This process's rank: the process group's when one is initialised, else $RANK (set by torchrun), else 0."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank()
+    return int(os.environ.get('RANK', 0))
+
+def dist_world() -> int:
+    "The number of processes: the process group's when one is initialised, else $WORLD_SIZE (set by torchrun), else 1."
+    if dist.is_available() and dist.is_initialized(): return dist.get_world_size()
+    return int(os.environ.get('WORLD_SIZE', 1))
+
+def current_shard() -> Shard:
+    "`Shard(dist_rank(), dist_world())`: this process's rank and the number of processes."
+    return Shard(dist_rank(), dist_world())
+
+def default_backend(device:str|torch.device, # the device each process trains on
+                   ) -> str:
+    "'nccl' for CUDA devices, 'gloo' otherwise."
+    return 'nccl' if torch.device(device).type == 'cuda' else 'gloo'
+
+def rank_threads() -> int|None:
+    "CPU threads per process under torchrun: cores // processes on this node ($GENPRIOR_THREADS wins); None with one process."
+    local = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    if local <= 1 or os.environ.get('GENPRIOR_THREADS'): return None
+    return max(1, (os.cpu_count() or 1) // local)
+
+def init_distributed(device:str|torch.device|None=None, # 'cpu', 'cuda' (this process's GPU: cuda:$LOCAL_RANK) or None (the best available)
+                     backend:str|None=None, # 'gloo' or 'nccl' (None: nccl for CUDA, gloo otherwise)
+                     timeout_s:float=600, # seconds a collective waits for the other processes
+                    ) -> torch.device:
+    "Join the process group that torchrun describes ($RANK, $WORLD_SIZE, $MASTER_ADDR, $MASTER_PORT) and return this process's device; without torchrun, just the device."
+    if backend is not None: check_choice(backend, 'backend', BACKENDS)
+    dev = get_device(device)
+    if int(os.environ.get('WORLD_SIZE', 1)) <= 1 and not dist.is_initialized(): return dev
+    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if dev.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device {str(dev)!r} cannot train on several processes (torch.distributed has backends for 'cpu' and 'cuda' only)")
+    backend = backend or default_backend(dev)
+    if backend == 'nccl' and dev.type != 'cuda':
+        raise ValueError(f"backend 'nccl' needs CUDA devices, but this process trains on {str(dev)!r}; use backend 'gloo'")
+    if dev.type == 'cuda': torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=check_float(timeout_s, 'timeout_s', 0, lo_open=True)))
+    elif dist.get_backend() != backend:
+        raise ValueError(f"the process group already uses backend {dist.get_backend()!r}, not {backend!r}")
+    return dev
+
+def close_distributed():
+    "Leave the process group, if this process is in one."
+    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+def training_shard(device:str|torch.device, # the device the models are on
+                  ) -> Shard:
+    "Join torchrun's process group if this process is one of several (see `init_distributed`); return its `Shard`."
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1 and not dist.is_initialized(): init_distributed(device)
+    return _group_shard()
+
+def _group_shard() -> Shard:
+    "The shard of the initialised process group; `Shard()` without one (refusing a torchrun worker that has not joined)."
+    if dist.is_available() and dist.is_initialized(): return Shard(dist.get_rank(), dist.get_world_size())
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        raise RuntimeError(f"this process is one of {os.environ['WORLD_SIZE']} started by torchrun but has not joined the "
+                           "process group; call genprior_nb.train.init_distributed() first")
+    return Shard()
+
+def _collective_device() -> torch.device:
+    "Where small collective tensors live: this GPU for nccl, the CPU for gloo."
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+
+def _reduce_logs(logs:dict, flags:list) -> tuple[dict, list]:
+    "Mean of every rank's logs and whether any rank raised each flag, in one all_reduce."
+    keys = list(logs)
+    t = torch.tensor([float(logs[k]) for k in keys] + [float(f) for f in flags], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    v, w = t.tolist(), dist.get_world_size()
+    return {k: x / w for k, x in zip(keys, v)}, [x > 0 for x in v[len(keys):]]
+
+def _rng_state(cuda_dev) -> dict:
+    "This process's RNG states: the CPU's and, when it trains on a GPU, that GPU's."
+    s = {'cpu': torch.get_rng_state()}
+    if cuda_dev is not None: s['cuda'] = torch.cuda.get_rng_state(cuda_dev)
+    return s
+
+def _set_rng_state(s:dict, cuda_dev):
+    torch.set_rng_state(s['cpu'])
+    if cuda_dev is not None and 'cuda' in s: torch.cuda.set_rng_state(s['cuda'], cuda_dev)
+
+def _peer_lost(e:BaseException) -> bool:
+    "Whether an error comes from a collective whose peer is gone: torch's `DistError`, or gloo's and NCCL's RuntimeErrors."
+    return isinstance(e, dist.DistError) or (isinstance(e, RuntimeError) and any(
+        s in str(e) for s in ('third_party/gloo', 'Connection reset by peer', 'Connection closed by peer', 'NCCL')))
+
+class _Terminated(Exception):
+    "SIGTERM, which torchrun sends to every process when one of them fails."
+
+class _StopRequest:
+    "With several processes, Ctrl-C (SIGINT) only raises a flag (the ranks agree on it after a step and stop together); SIGTERM raises `_Terminated`."
+    def __init__(self, active:bool):
+        self.requested, self._old = False, {}
+        if active and threading.current_thread() is threading.main_thread():
+            self._old = {signal.SIGINT: signal.signal(signal.SIGINT, self._sigint), signal.SIGTERM: signal.signal(signal.SIGTERM, self._sigterm)}
+    def _sigint(self, signum, frame): self.requested = True
+    def _sigterm(self, signum, frame): raise _Terminated()
+    def restore(self):
+        for s, h in self._old.items(): signal.signal(s, h)
+        self._old = {}
 
 # %% ../nbs/06_train.ipynb #8a27abe9
 def fit(models:dict, # name -> nn.Module, everything whose weights are saved
         optims:dict, # name -> torch optimiser
         train_step, # train_step(step, generator) -> dict of float losses; must do its own backward/step
         steps:int, # total number of steps
-        ckpt_path:str|Path|None=None, # checkpoint file (None: no checkpoints)
+        ckpt_path:str|Path|None=None, # checkpoint file (None: no checkpoints); with several processes rank 0 writes it
         ckpt_every:int=500, # steps between checkpoints
         resume:bool=False, # continue from `ckpt_path` if it exists
         config:dict|None=None, # plain settings saved with the checkpoint
         seed:int=0, # seed of the per-step noise
         max_minutes:float|None=None, # stop (with a checkpoint) after this wall time
-        progress:bool=True, # show a tqdm bar
+        progress:bool=True, # show a tqdm bar (rank 0 only)
         log_every:int=50, # steps between history records
         stop_at:int|None=None, # end after this many steps, with a checkpoint (schedules still span `steps`)
        ) -> dict:
@@ -57,6 +216,8 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
     check_int(steps, 'steps', 0); check_int(ckpt_every, 'ckpt_every', 1)
     end = steps if stop_at is None else min(steps, check_int(stop_at, 'stop_at', 0))
     if max_minutes is not None: check_float(max_minutes, 'max_minutes', 0)
+    rank, world = _group_shard()
+    cuda_dev = next((d for d in (module_device(m) for m in models.values()) if d.type == 'cuda'), None)
     state = {'step': 0, 'history': {'step': []}, 'seconds': 0.0}
     ckpt_path = Path(ckpt_path) if ckpt_path is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -65,23 +226,41 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
             raise ValueError(f"resume: the checkpoint {str(ckpt_path)!r} was written with config {ck['config']}, not {config}")
         for k, m in models.items(): m.load_state_dict(ck['models'][k])
         for k, o in optims.items(): o.load_state_dict(ck['optims'][k])
-        torch.set_rng_state(ck['torch_rng'])
-        state = {'step': ck['step'], 'history': ck['history'], 'seconds': ck.get('seconds', 0.0)}
+        ck_world = ck.get('world_size', 1)
+        if ck_world == world: _set_rng_state(ck['rng'][rank] if 'rng' in ck else {'cpu': ck['torch_rng']}, cuda_dev)
+        else:  # data order and step noise depend on (seed, step) only; the per-process streams cannot carry over
+            torch.manual_seed(rank_seed(seed, rank, ck['step']))
+            if rank == 0:
+                warnings.warn(f"resuming {str(ckpt_path)!r}, written by {ck_world} process(es), on {world}: the data order and "
+                              "per-step noise are the same, so training continues the same run, equal to an uninterrupted one "
+                              "up to floating-point reduction order (not bitwise); each process's own RNG stream is re-seeded")
+        state = {'step': ck['step'], 'history': ck['history'], 'seconds': ck.get('seconds', 0.0), 'saved': ck['step']}
+    elif world > 1: torch.manual_seed(rank_seed(seed, rank))
 
     def save():
         if ckpt_path is None: return
+        state['saved'] = state['step']
+        rngs = [None]*world if rank == 0 else None
+        if world > 1: dist.gather_object(_rng_state(cuda_dev), rngs, dst=0)
+        else: rngs = [_rng_state(cuda_dev)]
+        if rank != 0: return
         atomic_torch_save({'models': {k: m.state_dict() for k, m in models.items()},
                            'optims': {k: o.state_dict() for k, o in optims.items()},
                            'step': state['step'], 'history': state['history'], 'seconds': state['seconds'],
-                           'torch_rng': torch.get_rng_state(), 'config': config}, ckpt_path)
+                           'torch_rng': torch.get_rng_state(), 'config': config, 'world_size': world, 'rng': rngs}, ckpt_path)
 
     for m in models.values(): m.train()
     t0, sec0, hist = time.time(), state['seconds'], state['history']
-    bar = tqdm(total=steps, initial=state['step'], disable=not progress, desc='train', mininterval=2)
+    bar = tqdm(total=steps, initial=state['step'], disable=not progress or rank != 0, mininterval=2,
+               desc='train' if world == 1 else f'train ({world} processes)')
+    stop, agreed = _StopRequest(world > 1), False
     try:
         while state['step'] < end:
             step = state['step']
             logs = train_step(step, step_generator(seed, step))
+            if world > 1:
+                over = max_minutes is not None and sec0 + time.time() - t0 > 60*max_minutes
+                logs, (interrupted, over) = _reduce_logs(logs, [stop.requested, over])
             if not all(math.isfinite(v) for v in logs.values()):
                 raise TrainingDivergedError(f"loss became non-finite at step {step}: {logs}; the last good checkpoint "
                                             f"{str(ckpt_path)!r} (if any) is kept")
@@ -93,10 +272,79 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
             bar.update(1)
             state['seconds'] = sec0 + time.time() - t0
             if state['step'] % ckpt_every == 0: save()
-            if max_minutes is not None and state['seconds'] > 60*max_minutes: break
+            if world > 1:
+                if interrupted: agreed = True; raise KeyboardInterrupt
+                if over: break
+            elif max_minutes is not None and state['seconds'] > 60*max_minutes: break
+        bar.close()
+        save()
     except KeyboardInterrupt:
-        save(); bar.close(); raise
-    bar.close()
-    save()
+        if world == 1 or agreed: save()   # several processes: only a stop that every rank agreed on can be saved together
+        bar.close(); raise
+    except (RuntimeError, _Terminated) as e:   # another process failed or was killed (torchrun then stops the rest)
+        bar.close()
+        if world == 1 or not (isinstance(e, _Terminated) or _peer_lost(e)): raise
+        first = re.sub(r'^\[[^]]*\] *', '', str(e).strip().splitlines()[0]).split('. ')[0] if str(e).strip() else ''
+        why = ('stopped by SIGTERM (torchrun stops every process when one fails)' if isinstance(e, _Terminated) else
+               f'lost the other processes ({first}): one of them failed or was killed')
+        kept = (f"the last good checkpoint {str(ckpt_path)!r} (step {state['saved']}) is kept: rerun the same command with --resume"
+                if state.get('saved') is not None else 'no checkpoint was written')
+        raise DistributedTrainingError(f"rank {rank} of {world}: {why}, at step {state['step']}; {kept}") from e
+    finally: stop.restore()
     for m in models.values(): m.eval()
-    return {**hist, 'seconds': state['seconds'], 'steps_done': state['step']}
+    return {**hist, 'seconds': state['seconds'], 'steps_done': state['step'], 'world_size': world}
+
+# %% ../nbs/06_train.ipynb #e4551bdd
+class LossModule(nn.Module):
+    "A module whose `forward(*args)` is `fn(module, *args)` under the given precision: what DDP wraps, so that every loss goes through DDP's forward."
+    def __init__(self, module:nn.Module, # the model whose parameters the loss trains
+                 fn, # fn(module, *args, **kwargs) -> the loss (and anything else to return)
+                 precision:str='fp32', # 'fp32' or 'bf16' (autocast)
+                ):
+        super().__init__()
+        self.module, self.fn, self.precision = module, fn, check_choice(precision, 'precision', PRECISIONS)
+    def forward(self, *args, **kwargs):
+        with autocast(module_device(self.module), self.precision): return self.fn(self.module, *args, **kwargs)
+
+def ddp_loss(module:nn.Module, # the model whose parameters the loss trains
+             fn, # fn(module, *args, **kwargs) -> the loss
+             precision:str='fp32', # 'fp32' or 'bf16'
+            ) -> nn.Module:
+    "A `LossModule`, wrapped in `DistributedDataParallel` when several processes train: call it to compute the loss."
+    lm = LossModule(module, fn, precision)
+    if _group_shard().world == 1: return lm
+    dev = module_device(module)
+    return DistributedDataParallel(lm, device_ids=[dev] if dev.type == 'cuda' else None)
+
+def _synced_bn_forward(self, x:Tensor) -> Tensor:
+    "Batch norm with the mean and variance of the global batch (every rank's rows, equal in number), differentiable."
+    base = type(self).__mro__[1]
+    if not self.training or not (dist.is_initialized() and dist.get_world_size() > 1): return base.forward(self, x)
+    self._check_input_dim(x)
+    dims, shape = [0] + list(range(2, x.ndim)), [1, -1] + [1]*(x.ndim - 2)
+    xf, n = x.float(), x.numel() // x.shape[1] * dist.get_world_size()
+    mean = funcol.all_reduce(xf.sum(dims), 'sum', dist.group.WORLD) / n
+    xc = xf - mean.view(shape)
+    var = funcol.all_reduce((xc*xc).sum(dims), 'sum', dist.group.WORLD) / n
+    y = xc * torch.rsqrt(var + self.eps).view(shape)
+    if self.affine: y = y*self.weight.view(shape) + self.bias.view(shape)
+    if self.track_running_stats:
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            m = 1.0/float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.mul_(1 - m).add_(m*mean)
+            self.running_var.mul_(1 - m).add_(m*var*n/(n - 1))
+    return y.to(x.dtype)
+
+_SYNCED_BN = {c: type(f'Synced{c.__name__}', (c,), {'forward': _synced_bn_forward})
+              for c in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)}
+
+@contextlib.contextmanager
+def synced_batchnorm(module:nn.Module, # a model that may contain BatchNorm1d/2d/3d layers
+                    ):
+    "Inside the block the batch norms of `module` use the global batch's statistics when several processes train; with one, nothing changes."
+    layers = [m for m in module.modules() if type(m) in _SYNCED_BN] if _group_shard().world > 1 else []
+    for m in layers: m.__class__ = _SYNCED_BN[type(m)]   # same parameters, buffers and state-dict keys
+    try: yield module
+    finally:
+        for m in layers: m.__class__ = type(m).__mro__[1]

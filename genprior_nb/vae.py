@@ -10,7 +10,7 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 from .core import check_int, check_float, check_choice, check_images, cosine_lr
 from .generators import Generator, ConvDecoder, ConvEncoder
-from .train import BatchStream, fit
+from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard
 
 # %% auto #0
 __all__ = ['LIKELIHOODS', 'AE', 'VAE', 'train_autoencoder']
@@ -38,8 +38,9 @@ class AE(Generator):
     def reconstruct(self, x:Tensor) -> Tensor:
         "Decode the encoding of `x`."
         return self(self.encode(x))
-    def loss(self, x:Tensor, # a training batch
+    def loss(self, x:Tensor, # a training batch (this process's rows of it)
              generator:torch.Generator|None=None, # unused; the VAE draws its noise from it
+             shard:Shard|None=None, # unused; the VAE draws its noise for the global batch and keeps these rows
             ) -> tuple[Tensor, dict]:
         "Mean over the batch of the summed reconstruction loss (squared error or cross-entropy)."
         rec = self.rec_loss(self.encode(x), x)
@@ -73,10 +74,10 @@ class VAE(AE):
         "Posterior mean and log-variance of each image."
         h = self.encoder(check_images(x, 'x', self.image_shape))
         return h[:, :self.latent_dim], h[:, self.latent_dim:].clamp(-12, 8)
-    def loss(self, x, generator=None, kl_scale:float=1.0):
+    def loss(self, x, generator=None, kl_scale:float=1.0, shard:Shard|None=None):
         "Negative ELBO per image: reconstruction loss + kl_scale * kl_weight * KL (kl_scale < 1 during warm-up)."
         mu, logvar = self.encode_dist(x)
-        eps = torch.randn(mu.shape, generator=generator).to(mu)
+        eps = (shard or Shard()).randn(mu.shape, generator).to(mu)
         z = mu + eps * (0.5*logvar).exp()
         rec = self.rec_loss(z, x)
         kl = 0.5*(mu**2 + logvar.exp() - 1 - logvar).sum() / len(x)
@@ -100,19 +101,24 @@ def train_autoencoder(model:AE, # an AE or VAE (trained in place)
                       log_every:int=50, # steps between history records
                       kl_warmup:int=0, # VAE only: steps over which the KL weight ramps up linearly from 0
                       stop_at:int|None=None, # end after this many steps (the learning-rate schedule still spans `steps`)
+                      precision:str='fp32', # 'fp32' or 'bf16' (autocast for the forward passes)
                      ) -> dict:
-    "Train an AE/VAE with deterministic batches and checkpoints; returns the loss history."
+    "Train an AE/VAE with deterministic batches and checkpoints, on one process or several (torchrun); returns the loss history."
     if not isinstance(model, AE): raise TypeError(f"model must be an AE or VAE, got {type(model).__name__}")
     check_images(data, 'data', model.image_shape); check_float(lr, 'lr', 0, lo_open=True)
+    shard = training_shard(model.device)   # Shard(0, 1) unless torchrun started several processes
     data = data.to(model.device)
-    batches = BatchStream(data, batch_size, seed)
+    batches = BatchStream(data, batch_size, seed, shard)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = ddp_loss(model, lambda m, x, gen, **kw: m.loss(x, gen, shard=shard, **kw), precision)   # DDP when several
     def train_step(step, gen):
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
         warm = {'kl_scale': min(1.0, step / kl_warmup)} if kl_warmup and isinstance(model, VAE) else {}
-        loss, logs = model.loss(batches[step], gen, **warm)
+        loss, logs = loss_fn(batches[step], gen, **warm)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         return {'loss': loss.item(), **logs}
     config = {**model.config(), 'steps': steps, 'batch_size': batch_size, 'lr': lr, 'seed': seed, 'kl_warmup': kl_warmup}
-    return fit({'model': model}, {'opt': opt}, train_step, steps, ckpt_path, ckpt_every, resume, config, seed,
-               max_minutes, progress, log_every, stop_at)
+    if precision != 'fp32': config['precision'] = precision
+    with synced_batchnorm(model):
+        return fit({'model': model}, {'opt': opt}, train_step, steps, ckpt_path, ckpt_every, resume, config, seed,
+                   max_minutes, progress, log_every, stop_at)

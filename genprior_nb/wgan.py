@@ -10,7 +10,8 @@ import torch
 from torch import nn, Tensor
 from .core import check_int, check_float, check_images
 from .generators import Generator, ConvDecoder, check_image_shape
-from .train import BatchStream, fit
+from .generators import autocast
+from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard
 
 # %% auto #0
 __all__ = ['WGANGenerator', 'Critic', 'gradient_penalty', 'train_wgan']
@@ -55,9 +56,10 @@ def gradient_penalty(critic:nn.Module, # the critic
                      real:Tensor, # real batch
                      fake:Tensor, # generated batch of the same size
                      generator:torch.Generator|None=None, # noise for the interpolation weights
+                     shard:Shard|None=None, # this process's rows of the global batch (None: all)
                     ) -> Tensor:
     "Mean of (||grad critic(x_hat)||_2 - 1)^2 over random interpolates x_hat."
-    eps = torch.rand(len(real), 1, 1, 1, generator=generator).to(real)
+    eps = (shard or Shard()).rand((len(real), 1, 1, 1), generator).to(real)
     x_hat = (eps*real + (1 - eps)*fake).requires_grad_(True)
     grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1)**2).mean()
@@ -80,8 +82,9 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
                progress:bool=True, # tqdm bar
                log_every:int=20, # steps between history records
                stop_at:int|None=None, # end after this many generator steps
+               precision:str='fp32', # 'fp32' or 'bf16' (autocast for the forward passes)
               ) -> dict:
-    "Train a WGAN-GP; the history has the critic loss, generator loss and Wasserstein estimate."
+    "Train a WGAN-GP on one process or several (torchrun); the history has the critic loss, generator loss and Wasserstein estimate."
     if not isinstance(G, WGANGenerator): raise TypeError(f"G must be a WGANGenerator, got {type(G).__name__}")
     if not isinstance(D, Critic): raise TypeError(f"D must be a Critic, got {type(D).__name__}")
     check_images(data, 'data', G.image_shape); check_int(n_critic, 'n_critic', 1)
@@ -89,22 +92,30 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
         raise ValueError(f"the critic takes images of shape {D.image_shape} but the generator makes {G.image_shape}")
     check_float(gp_weight, 'gp_weight', 0); check_float(lr, 'lr', 0, lo_open=True)
     dev = G.device; D.to(dev); data = data.to(dev)
-    batches = BatchStream(data, batch_size, seed)
+    shard = training_shard(dev)   # Shard(0, 1) unless torchrun started several processes
+    batches = BatchStream(data, batch_size, seed, shard)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
+    critic_loss = ddp_loss(D, lambda D_, real, fake, gen: _critic_loss(D_, real, fake, gen, gp_weight, shard), precision)
+    gen_loss = ddp_loss(G, lambda G_, z: -D(G_(z)).mean(), precision)   # D is not part of it: its gradients here are discarded
     def train_step(step, gen):
         for j in range(n_critic):
             real = batches[step*n_critic + j]
-            with torch.no_grad(): fake = G(torch.randn(len(real), G.latent_dim, generator=gen).to(dev))
-            d_real, d_fake = D(real).mean(), D(fake).mean()
-            gp = gradient_penalty(D, real, fake, gen)
-            loss_d = d_fake - d_real + gp_weight*gp
+            with torch.no_grad(), autocast(dev, precision): fake = G(shard.randn((len(real), G.latent_dim), gen).to(dev)).float()
+            loss_d, d_real, d_fake, gp = critic_loss(real, fake, gen)
             opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
-        z = torch.randn(batch_size, G.latent_dim, generator=gen).to(dev)
-        loss_g = -D(G(z)).mean()
+        loss_g = gen_loss(shard.randn((batch_size // shard.world, G.latent_dim), gen).to(dev))
         opt_g.zero_grad(set_to_none=True); loss_g.backward(); opt_g.step()
         return {'loss_d': loss_d.item(), 'loss_g': loss_g.item(), 'w_dist': (d_real - d_fake).item(), 'gp': gp.item()}
     config = {**G.config(), 'critic_width': D.width, 'steps': steps, 'batch_size': batch_size,
               'n_critic': n_critic, 'gp_weight': gp_weight, 'lr': lr, 'betas': list(betas), 'seed': seed}
-    return fit({'G': G, 'D': D}, {'opt_g': opt_g, 'opt_d': opt_d}, train_step, steps, ckpt_path, ckpt_every,
-               resume, config, seed, max_minutes, progress, log_every, stop_at)
+    if precision != 'fp32': config['precision'] = precision
+    with synced_batchnorm(G):   # batch statistics over the global batch when several processes train
+        return fit({'G': G, 'D': D}, {'opt_g': opt_g, 'opt_d': opt_d}, train_step, steps, ckpt_path, ckpt_every,
+                   resume, config, seed, max_minutes, progress, log_every, stop_at)
+
+def _critic_loss(D, real, fake, gen, gp_weight, shard):
+    "The critic's WGAN-GP loss and its parts; runs inside the critic's (DDP-wrapped) forward, gradient penalty included."
+    d_real, d_fake = D(real).mean(), D(fake).mean()
+    gp = gradient_penalty(D, real, fake, gen, shard)
+    return d_fake - d_real + gp_weight*gp, d_real, d_fake, gp
