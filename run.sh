@@ -6,6 +6,9 @@
 #   bash run.sh docs   -> set up, then build the documentation site into _docs/ (no Quarto needed)
 #   bash run.sh browser-test -> set up, install Chromium + chromedriver (apt, root) and selenium, build the docs,
 #                               then check every page in headless Chromium (screenshots in out/docs-screenshots/)
+#   bash run.sh lab-test -> set up, install Chromium + chromedriver and selenium as browser-test does, then run the three
+#                           widgets of nbs/13_latent_space.ipynb in a real JupyterLab in headless Chromium
+#                           (tests/test_lab.py; at most 10 minutes; screenshots in out/lab-screenshots/)
 #   bash run.sh interop-test -> set up a second venv (.venv-interop: torch 2.14.1, torchvision 0.29.1, deepinv) and
 #                               run tests/interop/ against the real deepinv (the main venv never needs deepinv)
 set -euo pipefail
@@ -100,8 +103,13 @@ case "$cmd" in
     setup; browser_setup; build_docs
     OMP_NUM_THREADS=1 MPLBACKEND=Agg "$PY" -m pytest tests/test_docs.py -q -p no:cacheprovider --browser "$@"
     echo "== screenshots: $PWD/out/docs-screenshots/" ;;
+  lab-test)
+    setup; browser_setup
+    # timeout sends SIGTERM first: the test unwinds and stops JupyterLab, its kernel and the browser; -k 30: then SIGKILL
+    OMP_NUM_THREADS=1 timeout -k 30 600 "$PY" -m pytest tests/test_lab.py -q -p no:cacheprovider --browser -s "$@"
+    echo "== screenshots: $PWD/out/lab-screenshots/" ;;
   interop-test)
     interop_setup
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MPLBACKEND=Agg "$IVENV/bin/python" -m pytest tests/interop --interop -q -p no:cacheprovider "$@" ;;
-  *) echo "usage: bash run.sh {demo|test|setup|docs|browser-test|interop-test}"; exit 2 ;;
+  *) echo "usage: bash run.sh {demo|test|setup|docs|browser-test|lab-test|interop-test}"; exit 2 ;;
 esac

@@ -38,3 +38,22 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = [i for i in items if not i.get_closest_marker('browser')]
+
+@pytest.fixture(scope='module')
+def chromium(tmp_path_factory):
+    """Headless Debian Chromium through Selenium (tests marked `browser`). The driver path is given, so Selenium Manager
+    never runs (it would download a driver); no host name resolves, so the pages under test cannot use the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = '/usr/bin/chromium'
+    for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+              '--disable-background-networking', '--disable-component-update', '--disable-sync',
+              '--disable-dev-shm-usage', '--window-size=1280,900', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+              f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}'):
+        opts.add_argument(a)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    drv = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
+    drv.set_page_load_timeout(60)
+    try: yield drv
+    finally: drv.quit()

@@ -215,27 +215,9 @@ def served(site):
     yield dest, f'http://127.0.0.1:{srv.server_address[1]}/'
     srv.shutdown(); srv.server_close()
 
-@pytest.fixture(scope='module')
-def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = '/usr/bin/chromium'
-    for a in ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-              '--disable-background-networking', '--disable-component-update', '--disable-sync',
-              '--disable-dev-shm-usage', '--window-size=1280,900',
-              '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',   # no name resolves: the pages need no network
-              f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}'):
-        opts.add_argument(a)
-    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    # the driver path is given, so Selenium Manager never runs (it would try to download a driver)
-    drv = webdriver.Chrome(service=Service('/usr/bin/chromedriver'), options=opts)
-    drv.set_page_load_timeout(60)
-    yield drv
-    drv.quit()
-
 @pytest.mark.browser
-def test_pages_in_chromium(served, browser):
+def test_pages_in_chromium(served, chromium):
+    browser = chromium
     dest, base = served
     shots = REPO / 'out' / 'docs-screenshots'
     shutil.rmtree(shots, ignore_errors=True); shots.mkdir(parents=True)
@@ -281,9 +263,10 @@ def _search(browser, query: str, timeout: float = 10) -> list:
     return []
 
 @pytest.mark.browser
-def test_search_in_chromium(served, browser):
+def test_search_in_chromium(served, chromium):
     "Typing into the search box lists sections that link to pages of the site, over http and from file:// (offline)"
     dest, base = served
+    browser = chromium
     pages = {f.relative_to(dest).as_posix() for f in dest.rglob('*.html')}
     for start in (urljoin(base, 'operators.html'), (dest / 'index.html').resolve().as_uri()):
         browser.get(start)
