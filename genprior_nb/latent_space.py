@@ -14,7 +14,7 @@ from .core import check_int, check_float, check_choice, check_images
 from .operators import Identity, OPERATORS, make_operator, LinearOperator
 from .latent_opt import csgm, reconstruct, METHODS
 from .metrics import psnr
-from .generators import module_device
+from .generators import module_device, frozen
 
 # %% auto #0
 __all__ = ['INTERPOLATION_MODES', 'LEVELS', 'FAST_SETTINGS', 'interpolate_at', 'interpolate', 'latent_codes',
@@ -74,7 +74,7 @@ def latent_codes(G:nn.Module, # generator
     use_encoder = has_enc if use_encoder is None else use_encoder
     if use_encoder:
         if not has_enc: raise ValueError(f"use_encoder=True needs a generator with an encoder; {type(G).__name__} has none")
-        with torch.no_grad(): return G.encode(x)
+        with torch.no_grad(), frozen(G): return G.encode(x)
     return csgm(x, Identity(tuple(x.shape[1:])), G, restarts=restarts, steps=steps, seed=seed).z
 
 # %% ../nbs/13_latent_space.ipynb #c4d6a147
@@ -87,7 +87,7 @@ def interpolation_grid(G:nn.Module, # generator
                       ) -> Tensor:
     "Images along each path: shape (B, n, C, H, W)."
     z = interpolate(z0, z1, n, mode)
-    xs = G(z.flatten(0, 1))
+    with frozen(G): xs = G(z.flatten(0, 1))
     return xs.view(z.shape[0], n, *xs.shape[1:])
 
 # %% ../nbs/13_latent_space.ipynb #f6d6664f
@@ -125,23 +125,30 @@ def smoothness(G:nn.Module, # generator
     n = check_int(n, 'n', 3); check_int(batch_size, 'batch_size', 1)
     z = interpolate(z0[None] if z0.ndim == 1 else z0, z1[None] if z1.ndim == 1 else z1, n, mode)  # (B, n, k)
     flat = z.flatten(0, 1)
-    x = torch.cat([G(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)]).flatten(1).view(len(z), n, -1).double()
+    with frozen(G): x = torch.cat([G(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)]).flatten(1).view(len(z), n, -1).double()
     d = (x[:, 1:] - x[:, :-1]).norm(dim=-1)
     return Smoothness(d.max(1).values, d.mean(1), d.sum(1), (x[:, -1] - x[:, 0]).norm(dim=-1), n)
 
 # %% ../nbs/13_latent_space.ipynb #05cf67b6
-def to_png(img, # an (H, W) array or tensor in [0, 1]
+def to_png(img, # a grey (H, W) or RGB (3, H, W) / (H, W, 3) image in [0, 1], array or tensor
            zoom:int=4, # integer upscaling (nearest neighbour)
           ) -> bytes:
-    "PNG bytes of a grey image, upscaled by `zoom`."
+    "PNG bytes of a grey or RGB image, upscaled by `zoom`."
     from PIL import Image
     a = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
     a = np.asarray(a, dtype=np.float64).squeeze()
-    if a.ndim != 2: raise ValueError(f"img must be a 2-D (H, W) image, got shape {a.shape}")
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[2] != 3: a = a.transpose(1, 2, 0)
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)):
+        raise ValueError(f"img must be a grey (H, W) or RGB (3, H, W) / (H, W, 3) image, got shape {a.shape}")
     u8 = (np.clip(np.nan_to_num(a), 0, 1) * 255).round().astype(np.uint8)
-    if zoom > 1: u8 = np.kron(u8, np.ones((zoom, zoom), np.uint8))
+    if zoom > 1: u8 = u8.repeat(zoom, 0).repeat(zoom, 1)
     buf = io.BytesIO(); Image.fromarray(u8).save(buf, format='png')
     return buf.getvalue()
+
+def _view(x:Tensor) -> np.ndarray:
+    "One image (C, H, W) as the explorers hold it: (H, W) if grey, (H, W, 3) if RGB."
+    x = x.detach().cpu()
+    return (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).numpy()
 
 class _Explorer:
     "Shared plumbing: an image view, timing, display."
@@ -181,7 +188,7 @@ class InterpolationWidget(_Explorer):
         self.mode = widgets.ToggleButtons(options=list(INTERPOLATION_MODES), value=mode, description='mode')
         v0, b0 = self._view('G(z0)'); self.image_widget, bt = self._view('G(z(t))'); v1, b1 = self._view('G(z1)')
         self.z0, self.z1 = self.z0.to(module_device(G)), self.z1.to(module_device(G))
-        with torch.no_grad(): ends = G(torch.stack([self.z0, self.z1]))
+        with torch.no_grad(), frozen(G): ends = G(torch.stack([self.z0, self.z1]))
         v0.value, v1.value = to_png(ends[0], self.zoom), to_png(ends[1], self.zoom)
         self.info = widgets.Label()
         self.widget = widgets.VBox([widgets.HBox([b0, bt, b1]), self.t, self.mode, self.info])
@@ -196,7 +203,7 @@ class InterpolationWidget(_Explorer):
     def _update(self):
         z = interpolate_at(self.z0, self.z1, torch.tensor([self.t.value]), self.mode.value)
         self.z = z[0]
-        self.image = self.G(z)[0, 0].cpu().numpy()
+        with frozen(self.G): self.image = _view(self.G(z)[0])
         self.png = to_png(self.image, self.zoom); self.image_widget.value = self.png
         self.info.value = f"t = {self.t.value:.2f}   ||z|| = {float(self.z.norm()):.2f}"
 
@@ -269,7 +276,7 @@ class LatentExplorer(_Explorer):
     def _update(self):
         z = self.z
         dev = module_device(self.G)
-        self.image = self.G(z[None].to(dev))[0, 0].cpu().numpy()
+        with frozen(self.G): self.image = _view(self.G(z[None].to(dev))[0])
         self.png = to_png(self.image, self.zoom); self.image_widget.value = self.png
         r = float(z.norm())
         self.info.value = f"||z|| = {r:.2f}  (prior quantile {self._chi.cdf(r):.2f})"
@@ -382,8 +389,8 @@ class InverseProblemExplorer(_Explorer):
         xr = res.x.detach().clamp(0, 1)
         self.result, self.psnr = res, float(psnr(xr, x)[0])
         with torch.no_grad():
-            bp = op.A_adjoint(y)[0, 0]; bp = bp / bp.abs().max().clamp_min(1e-12)
-        self.image, self.measurement_image, self.truth_image = xr[0, 0].cpu().numpy(), bp.cpu().numpy(), x[0, 0].cpu().numpy()
+            bp = op.A_adjoint(y)[0]; bp = bp / bp.abs().max().clamp_min(1e-12)
+        self.image, self.measurement_image, self.truth_image = _view(xr[0]), _view(bp), _view(x[0])
         self.png = to_png(self.image, self.zoom); self.image_widget.value = self.png
         self.measurement_widget.value = to_png(self.measurement_image, self.zoom)
         self._truth_view.value = to_png(self.truth_image, self.zoom)

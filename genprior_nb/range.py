@@ -14,7 +14,7 @@ from .core import check_int, check_float, check_images
 from .operators import Identity
 from .latent_opt import ReconResult, csgm
 from .metrics import psnr
-from .generators import module_device
+from .generators import module_device, frozen
 
 # %% auto #0
 __all__ = ['RangeResult', 'csgm_chunked', 'representation_error', 'subset_best_weights', 'best_of_subset_prob', 'RecoveryResult',
@@ -83,7 +83,7 @@ def csgm_chunked(x:Tensor, # targets (N, C, H, W); the operator is the identity
     return _cat_results(parts)
 
 # %% ../nbs/12_range.ipynb #052da616
-def representation_error(G:nn.Module, # generator (frozen, eval mode)
+def representation_error(G:nn.Module, # generator (used in eval mode without parameter gradients; its modes come back)
                          x:Tensor, # test images (N, C, H, W)
                          restarts:int=5, # random restarts from N(0, I)
                          steps:int=300, # Adam steps per start
@@ -98,6 +98,9 @@ def representation_error(G:nn.Module, # generator (frozen, eval mode)
     has_enc = bool(getattr(G, 'has_encoder', False))
     use_encoder = has_enc if use_encoder is None else use_encoder
     if use_encoder and not has_enc: raise ValueError(f"use_encoder=True needs a generator with an encoder; {type(G).__name__} has none")
+    with frozen(G): return _representation_error(G, x, restarts, steps, use_encoder, lr, seed, batch_size)
+
+def _representation_error(G, x, restarts, steps, use_encoder, lr, seed, batch_size):
     t0 = time.time()
     prior = csgm_chunked(x, G, restarts, steps, lr, seed, 'prior', batch_size)
     p_prior = psnr(prior.x, x)
@@ -177,6 +180,9 @@ def recovery_rate(G:nn.Module, # generator
     check_int(n, 'n', 1); check_float(threshold, 'threshold'); check_float(z_tol, 'z_tol', 0, lo_open=True)
     rs = tuple(check_int(r, 'restarts_list[i]', 1) for r in restarts_list)
     if not rs: raise ValueError("restarts_list must not be empty")
+    with frozen(G): return _recovery_rate(G, n, rs, steps, threshold, z_tol, lr, seed, batch_size)
+
+def _recovery_rate(G, n, rs, steps, threshold, z_tol, lr, seed, batch_size):
     R = max(rs); k = G.latent_dim; dev = module_device(G)
     z0 = torch.randn(n, k, generator=torch.Generator().manual_seed(seed)).to(dev)
     with torch.no_grad(): x = G(z0)
@@ -286,7 +292,7 @@ def loss_slice(G:nn.Module, # generator
     a = torch.linspace(-span, span, n, dtype=x.dtype, device=x.device)
     bb, aa = torch.meshgrid(a, a, indexing='ij')
     z = zc + aa.reshape(-1, 1) * d1 + bb.reshape(-1, 1) * d2
-    L = torch.cat([(G(z[i:i + batch_size]) - x).flatten(1).pow(2).sum(1) for i in range(0, len(z), batch_size)])
+    with frozen(G): L = torch.cat([(G(z[i:i + batch_size]) - x).flatten(1).pow(2).sum(1) for i in range(0, len(z), batch_size)])
     return a.cpu().numpy(), a.cpu().numpy(), L.view(n, n).cpu().numpy()
 
 def random_plane(k:int, # latent dimension
@@ -337,8 +343,8 @@ def far_samples(G:nn.Module, # generator
     "Images G(s e) for e ~ N(0, I) shared across scales: shape (len(stds), n, C, H, W)."
     check_int(n, 'n', 1)
     ss = [check_float(s, 'stds[i]', 0, lo_open=True) for s in stds]
-    e = G.sample_latent(n, torch.Generator().manual_seed(seed))
-    return torch.stack([G(s * e) for s in ss])
+    e = torch.randn(n, G.latent_dim, generator=torch.Generator().manual_seed(seed)).to(module_device(G))
+    with frozen(G): return torch.stack([G(s * e) for s in ss])
 
 def saturation(x:Tensor, # images in [0, 1]
                eps:float=0.02, # distance to 0 or 1 that counts as saturated
