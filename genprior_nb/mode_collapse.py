@@ -13,8 +13,8 @@ from torch import nn, Tensor
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from .core import check_int, check_float, check_choice, check_images, get_device
-from .generators import module_device
-from .data import load_dataset, eval_images, show_images
+from .generators import module_device, frozen
+from .data import DATASETS, NATIVE_SIZE, load_dataset, eval_images, show_images
 
 # %% auto #0
 __all__ = ['FMNIST_MEAN', 'FMNIST_STD', 'CLASSIFIER_DIR', 'CLASSIFIER_NAME', 'SPACES', 'BIRTHDAY_SIZES', 'FMNISTClassifier',
@@ -155,6 +155,12 @@ def _sampler(source):
     if isinstance(source, Tensor):
         check_images(source, 'source')
         return lambda n, g: source[torch.randperm(len(source), generator=g)[:check_int(n, 's', 2, len(source))]]
+    if isinstance(source, nn.Module):   # a generator, used like the solvers use it (eval mode, no parameter gradients)
+        def draw(n, g):
+            with torch.no_grad(), frozen(source):
+                if hasattr(source, 'sample'): return source.sample(n, g).cpu()
+                return source(torch.randn(n, source.latent_dim, generator=g).to(module_device(source))).cpu()
+        return draw
     if hasattr(source, 'sample'): return lambda n, g: source.sample(n, g).cpu()
     if callable(source): return lambda n, g: source(n, g)
     raise TypeError(f"source must be a generator (with .sample), a callable (n, generator) -> images, or a tensor of images; got {type(source).__name__}")
@@ -378,24 +384,30 @@ def mode_collapse_report(G, # a generator, a callable (n, torch.Generator) -> im
                          dataset:str='fmnist', # 'fmnist' (all numbers) or 'shapes' (birthday and EMD only: the classifier knows garments)
                          clf:FMNISTClassifier|None=None, # None: the shipped classifier
                          keep_pairs:bool=False, # add 'birthday_results' (`BirthdayResult`s with the closest pairs) to the report
+                         real:Tensor|None=None, # your reference images (N, C, H, W) instead of `dataset`'s test split (birthday and EMD; the threshold is calibrated on them)
                         ) -> dict:
     "Duplicate fraction and implied support, class coverage, FD, precision/recall, density/coverage and EMD for one generator."
-    check_int(n, 'n', 10, 10_000); check_int(seed, 'seed', 0); check_int(n_emd, 'n_emd', 2, 10_000); check_choice(dataset, 'dataset', ('fmnist', 'shapes'))
+    check_int(n, 'n', 10, 10_000); check_int(seed, 'seed', 0); check_int(n_emd, 'n_emd', 2, 10_000); check_choice(dataset, 'dataset', DATASETS)
     sizes = tuple(s for s in sizes if s <= n_pool)
     if not sizes: raise ValueError(f"n_pool={n_pool} is smaller than every birthday batch size")
     t0 = time.time()
     with torch.no_grad(): pool = _sampler(G)(max(n_pool, n, n_emd), torch.Generator().manual_seed(seed))
-    check_images(pool, 'samples', (1, 28, 28))
-    real = eval_images(max(n, n_emd), seed=seed, dataset=dataset)[0]
-    out = {'n': n, 'seed': seed, 'dataset': dataset}
-    if dataset == 'fmnist':
+    check_images(pool, 'samples')
+    own, native = real is not None, tuple(pool.shape[1:]) == (1, NATIVE_SIZE[dataset], NATIVE_SIZE[dataset])
+    if own: check_images(real, 'real'); n_emd = min(n_emd, len(real))
+    else: real = eval_images(max(n, n_emd), seed=seed, dataset=dataset, image_size=pool.shape[-1], channels=pool.shape[1])[0]
+    check_images(pool, 'samples', tuple(real.shape[1:]))
+    out = {'n': n, 'seed': seed, 'dataset': 'own images' if own else dataset}
+    if dataset == 'fmnist' and not own and native:   # the classifier knows 28x28 garments only
         clf = _get_clf(clf)
         cov = class_coverage(pool[:n], clf)
         fr, ff = embed(real[:n], clf), embed(pool[:n], clf)
         out.update({'coverage_hist': [round(h, 4) for h in cov['hist']], 'coverage_tv': cov['tv'], 'coverage_kl': cov['kl'],
                     'confidence': cov['confidence'], 'fd': frechet_distance(fr, ff), **precision_recall(fr, ff, 3), **density_coverage(fr, ff, 5)})
     out.update({'emd': emd(pool[:n_emd], real[:n_emd], space, clf), 'emd_n': n_emd})
-    thr = duplicate_threshold(dataset, quantile, space) if threshold is None else check_float(threshold, 'threshold', 0)
+    if threshold is not None: thr = check_float(threshold, 'threshold', 0)
+    elif own or not native: thr = calibrate_threshold(real, quantile, space=space, clf=clf)   # nearest neighbours among the reference images
+    else: thr = duplicate_threshold(dataset, quantile, space)
     sw = birthday_sweep(pool[:n_pool] if len(pool) > n_pool else pool, thr, sizes, n_batches, space, seed, clf)
     cs = collision_support(pool[:n_pool], thr, space, clf)
     out.update({'dup_threshold': thr, 'birthday_sizes': sw['sizes'], 'birthday_fractions': sw['fractions'], 's50': sw['s50'],
