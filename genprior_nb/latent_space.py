@@ -15,11 +15,12 @@ from .operators import Identity, OPERATORS, make_operator, LinearOperator
 from .latent_opt import csgm, reconstruct, METHODS
 from .metrics import psnr
 from .generators import module_device, frozen
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['INTERPOLATION_MODES', 'LEVELS', 'FAST_SETTINGS', 'interpolate_at', 'interpolate', 'latent_codes',
            'interpolation_grid', 'Smoothness', 'smoothness', 'to_png', 'InterpolationWidget', 'interpolation_widget',
-           'LatentExplorer', 'latent_explorer', 'explorer_operator', 'InverseProblemExplorer',
+           'LatentExplorer', 'latent_explorer', 'FrameSlider', 'explorer_operator', 'InverseProblemExplorer',
            'inverse_problem_explorer']
 
 # %% ../nbs/13_latent_space.ipynb #4162a739
@@ -288,6 +289,88 @@ def latent_explorer(G:nn.Module, # generator
                    ) -> LatentExplorer:
     "Explore a generator with one slider per latent dimension; `.image` holds G(z) for the current sliders."
     return LatentExplorer(G, z, lim, seed)
+
+# %% ../nbs/13_latent_space.ipynb #071c9610
+class FrameSlider:
+    "A slider over precomputed frames that needs no kernel: one sprite PNG, an HTML range input and a few lines of JavaScript."
+    def __init__(self, frames:Tensor, # images (A, N, C, H, W) in [0, 1]: N slider positions for each of A choices
+                 values:list, # the N slider values, as shown beside the slider
+                 choices:list|None=None, # the A choice labels (a drop-down); None: a single choice
+                 value_label:str='t', # what the slider moves
+                 choice_label:str='', # what the drop-down picks
+                 start:tuple=(0, 0), # initial (choice, position)
+                 zoom:int=4, # integer display scale
+                 caption:str='', # text under the picture
+                ):
+        if not isinstance(frames, Tensor) or frames.ndim != 5 or frames.shape[2] not in (1, 3):
+            got = tuple(frames.shape) if isinstance(frames, Tensor) else type(frames).__name__
+            raise ValueError(f"frames must be a tensor (A, N, C, H, W) with C = 1 or 3, got {got}")
+        A, N = frames.shape[:2]
+        choices = [''] * A if choices is None and A == 1 else choices
+        if choices is None or len(choices) != A: raise ValueError(f"choices must have one label per choice ({A}), got {choices!r}")
+        if len(values) != N: raise ValueError(f"values must have one entry per slider position ({N}), got {len(values)}")
+        self.frames = frames.detach().float().cpu().clamp(0, 1)
+        self.values, self.choices = [str(v) for v in values], [str(c) for c in choices]
+        self.value_label, self.choice_label, self.caption = value_label, choice_label, caption
+        self.start = (check_int(start[0], 'start[0]', 0, A - 1), check_int(start[1], 'start[1]', 0, N - 1))
+        self.zoom = check_int(zoom, 'zoom', 1)
+
+    @property
+    def sprite(self) -> bytes:
+        "PNG of all frames at zoom 1, stacked top to bottom: frame (a, n) is the (a * N + n)-th block of H rows."
+        A, N, C, H, W = self.frames.shape
+        x = self.frames.reshape(A * N, C, H, W).permute(0, 2, 3, 1).reshape(A * N * H, W, C)
+        return to_png(x[..., 0] if C == 1 else x, zoom=1)
+
+    def __repr__(self):
+        A, N = self.frames.shape[:2]
+        return f"FrameSlider({A} x {N} frames of {tuple(self.frames.shape[2:])}, slider {self.value_label!r})"
+
+    def _repr_html_(self) -> str:
+        import base64, html, json
+        A, N, C, H, W = self.frames.shape
+        (a0, n0), w, h, e = self.start, W * self.zoom, H * self.zoom, html.escape
+        uri = 'data:image/png;base64,' + base64.b64encode(self.sprite).decode()
+        sel = '' if A == 1 else (f' <label>{e(self.choice_label)} <select>' + ''.join(
+            f'<option value="{i}"{" selected" if i == a0 else ""}>{e(c)}</option>' for i, c in enumerate(self.choices)) + '</select></label>')
+        return (f'<div class="gp-frames" data-n="{N}" data-h="{h}" data-values="{e(json.dumps(self.values))}" '
+                f'style="display:inline-block;font:13px sans-serif;text-align:center">'
+                f'<div class="gp-frames-view" role="img" aria-label="{e(self.caption)}" style="width:{w}px;height:{h}px;margin:auto;'
+                f'background:url({uri}) 0 {-(a0 * N + n0) * h}px / {w}px auto no-repeat;image-rendering:pixelated"></div>'
+                f'<div>{e(self.caption)}</div><label>{e(self.value_label)} <input type="range" min="0" max="{N - 1}" '
+                f'step="1" value="{n0}"></label> <output>{e(self.values[n0])}</output>{sel}</div>'
+                '<script>(function (s) { var r = s.previousElementSibling, v = r.querySelector(".gp-frames-view"),'
+                ' i = r.querySelector("input"), c = r.querySelector("select"), o = r.querySelector("output"),'
+                ' vals = JSON.parse(r.dataset.values), n = +r.dataset.n, h = +r.dataset.h;'
+                ' function show() { v.style.backgroundPositionY = -((c ? +c.value : 0) * n + +i.value) * h + "px";'
+                ' o.textContent = vals[+i.value]; }'
+                ' i.addEventListener("input", show); if (c) c.addEventListener("change", show); })(document.currentScript);</script>')
+
+# %% ../nbs/13_latent_space.ipynb #444584d8
+@patch
+def static(self:InterpolationWidget, n:int=21, # slider positions from t = 0 to 1, for each mode
+          ) -> FrameSlider:
+    "The widget as precomputed frames for a page without a kernel: the t slider and the interpolation mode."
+    t = torch.linspace(0, 1, check_int(n, 'n', 2))
+    z = torch.cat([interpolate_at(self.z0, self.z1, t, m) for m in INTERPOLATION_MODES])   # (2n, k)
+    with torch.no_grad(), frozen(self.G): x = torch.cat([self.G(c) for c in z.split(64)]).cpu()
+    start = (INTERPOLATION_MODES.index(self.mode.value), int(round(self.t.value * (n - 1))))
+    return FrameSlider(x.view(len(INTERPOLATION_MODES), n, *x.shape[1:]), [f'{v:.2f}' for v in t.tolist()],
+                       list(INTERPOLATION_MODES), 't', 'mode', start, self.zoom, 'G(z(t)) from G(z0) (t = 0) to G(z1) (t = 1)')
+
+@patch
+def static(self:LatentExplorer, n:int=13, # slider positions over the sliders' range [-lim, lim]
+          ) -> FrameSlider:
+    "The explorer as precomputed frames for a page without a kernel: one coordinate moves, the others keep the current z."
+    vals, z0 = torch.linspace(self.sliders[0].min, self.sliders[0].max, check_int(n, 'n', 2)), self.z
+    k = len(z0)
+    z = z0.repeat(k, n, 1)                                                  # (k, n, k)
+    for i in range(k): z[i, :, i] = vals
+    with torch.no_grad(), frozen(self.G):
+        x = torch.cat([self.G(c.to(module_device(self.G))) for c in z.flatten(0, 1).split(64)]).cpu()
+    return FrameSlider(x.view(k, n, *x.shape[1:]), [f'{v:.2f}' for v in vals.tolist()], [f'z[{i}]' for i in range(k)],
+                       'value', 'coordinate', (0, int((vals - z0[0]).abs().argmin())), self.zoom,
+                       'G(z): the chosen coordinate moves, the others keep their values')
 
 # %% ../nbs/13_latent_space.ipynb #246c5b78
 # operator -> (slider label, options, default); the level is the operator's main parameter

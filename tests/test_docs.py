@@ -169,6 +169,44 @@ def test_pages_show_no_test_fail(site):
     shown = [f.name for f in sorted(dest.rglob('*.html')) if 'test_fail</span>' in f.read_text(encoding='utf-8')]
     assert not shown, f'pages that show test_fail: {shown}'
 
+# ------------------------------------------------------------------------------------------- sliders without a kernel
+class _Frames(HTMLParser):
+    "The precomputed-frame sliders of a page: [data-n, data-h, sprite PNG bytes, range max, number of choices]"
+    def __init__(self):
+        super().__init__(); self.found, self.depth = [], 0
+    def handle_starttag(self, tag, attrs):
+        import base64
+        a = dict(attrs)
+        if tag == 'div' and 'gp-frames' in (a.get('class') or '').split():
+            self.found.append([int(a['data-n']), int(a['data-h']), None, None, 0]); self.depth = 1; return
+        if not self.depth: return
+        if tag == 'div': self.depth += 1
+        cur = self.found[-1]
+        if 'gp-frames-view' in (a.get('class') or ''):
+            cur[2] = base64.b64decode(re.search(r'url\(data:image/png;base64,([^)]+)\)', a['style']).group(1))
+        if tag == 'input' and a.get('type') == 'range': cur[3] = int(a['max'])
+        if tag == 'option': cur[4] += 1
+    def handle_endtag(self, tag):
+        if self.depth and tag == 'div': self.depth -= 1
+
+def frame_sliders(html_text: str) -> list:
+    p = _Frames(); p.feed(html_text); return p.found
+
+def test_latent_space_sliders_without_kernel(site):
+    "The interpolation slider and the latent explorer are on the page as one sprite PNG each, driven by a range input"
+    _, dest, _ = site
+    page = (dest / 'latent_space.html').read_text(encoding='utf-8')
+    sl = frame_sliders(page)
+    assert len(sl) == 2, f'{len(sl)} frame sliders on latent_space.html'
+    for (n, h, png, mx, n_choices), (want_n, want_choices) in zip(sl, [(21, 2), (13, 8)]):
+        assert (n, mx, n_choices) == (want_n, want_n - 1, want_choices)
+        assert png[:8] == b'\x89PNG\r\n\x1a\n'
+        w, rows = int.from_bytes(png[16:20], 'big'), int.from_bytes(png[20:24], 'big')
+        assert rows == n_choices * n * w == n_choices * n * h // 4, (w, rows)   # square frames, zoom 4
+        assert len(png) < 80_000, len(png)
+    assert page.count('<script>(function (s)') == 2
+    assert (dest / 'latent_space.html').stat().st_size < 2_000_000
+
 # ------------------------------------------------------------------------------------------- search
 def search_docs(dest: Path) -> list:
     s = (dest / 'search-data.js').read_text(encoding='utf-8')
@@ -288,3 +326,33 @@ def test_search_in_chromium(served, chromium):
     shots = REPO / 'out' / 'docs-screenshots'; shots.mkdir(parents=True, exist_ok=True)
     _search(browser, 'restarts')
     assert browser.save_screenshot(str(shots / '_search.png'))
+
+@pytest.mark.browser
+def test_frame_sliders_in_chromium(served, chromium):
+    "Moving each docs slider (keyboard on the range input) and picking another mode/coordinate changes the picture"
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+    dest, base = served
+    drv = chromium
+    drv.get(urljoin(base, 'latent_space.html'))
+    sliders = drv.find_elements('css selector', '.gp-frames')
+    assert len(sliders) == 2
+    shots = REPO / 'out' / 'docs-screenshots'; shots.mkdir(parents=True, exist_ok=True)
+    for k, sl in enumerate(sliders):
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", sl)
+        view, rng = sl.find_element('css selector', '.gp-frames-view'), sl.find_element('css selector', 'input[type=range]')
+        out = sl.find_element('css selector', 'output')
+        pic0, val0 = view.screenshot_as_png, out.text
+        rng.send_keys(*[Keys.ARROW_RIGHT] * 4)
+        pic1, val1 = view.screenshot_as_png, out.text
+        assert val1 != val0 and pic1 != pic0, f'slider {k}: the picture or the value did not change ({val0} -> {val1})'
+        rng.send_keys(*[Keys.ARROW_LEFT] * 4)
+        assert view.screenshot_as_png == pic0 and out.text == val0, f'slider {k}: back at the start, not the same picture'
+        n = int(sl.get_attribute('data-n'))   # 3/4 along: the modes differ between the ends, the coordinates away from 0
+        rng.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * round(0.75 * (n - 1)))
+        pic2 = view.screenshot_as_png
+        sel = Select(sl.find_element('css selector', 'select'))
+        sel.select_by_index(len(sel.options) - 1)
+        assert view.screenshot_as_png != pic2, f'slider {k}: another choice did not change the picture'
+        assert sl.screenshot(str(shots / f'_frames-{k}.png'))
+    assert not [e for e in drv.get_log('browser') if e['level'] == 'SEVERE']
