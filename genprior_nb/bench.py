@@ -25,8 +25,9 @@ from .bench_settings import (BENCH_NOISE, QUALITY_SETTINGS, TABLE_SETTINGS, TARG
 from .bench_report import aggregate, paired_comparison, paired_table, table_rows, plot_msweep, plot_operator_table
 
 # %% auto #0
-__all__ = ['RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'BENCHMARKS', 'machine_info', 'naive_csgm', 'pass_flops',
-           'matmul_gflops', 'bench_reconstruct', 'run_cell', 'run_quality', 'bench_operators', 'run_bench']
+__all__ = ['RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'OPERATOR_SIZES', 'BENCHMARKS', 'machine_info',
+           'naive_csgm', 'pass_flops', 'matmul_gflops', 'bench_reconstruct', 'run_cell', 'run_quality',
+           'bench_operators', 'run_bench']
 
 # %% ../nbs/18_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -257,6 +258,9 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
     return rows
 
 # %% ../nbs/18_benchmarks.ipynb #8307e7f9
+import gc, ctypes
+from .operators import TOMO_METHODS
+
 def _best_time(f, repeat):
     "Best wall time of `repeat` calls of f (after one warm-up call)."
     f(); ts = []
@@ -264,43 +268,98 @@ def _best_time(f, repeat):
         t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
     return min(ts)
 
-OPERATOR_COLUMNS = ('operator', 'in_shape', 'out_shape', 'images', 'A_images_per_s', 'At_images_per_s', 'seconds',
-                    'loop_images_per_s', 'speedup')
+def _rss_mb(field:str='VmRSS') -> float|None:
+    "This process's resident memory (VmRSS), or its peak since the last reset (VmHWM), in MB; None without /proc."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith(field + ':'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return None
 
-def bench_operators(n_images:int|None=None, # images in the batched call (default 10,000; 256 with `quick`)
-                    quick:bool=False, # small sizes, one repetition
-                    in_shape:tuple=(1, 28, 28), # image shape
-                    loop_images:int|None=None, # images of the per-image loop (default min(n_images, 500); 32 with `quick`)
+def _reset_peak_rss() -> bool:
+    "Return freed memory to the OS (glibc malloc_trim), then reset the peak resident memory to the current one; False if impossible."
+    gc.collect()
+    try: ctypes.CDLL('libc.so.6').malloc_trim(0)   # else memory freed by an earlier case stays resident and hides new peaks
+    except (OSError, AttributeError): pass
+    try: Path('/proc/self/clear_refs').write_text('5'); return True
+    except OSError: return False
+
+def _num(v:float|None) -> str:
+    "A rate or size for the printed table: thousands separated, three significant digits below 100."
+    return '-' if v is None else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+OPERATOR_COLUMNS = ('operator', 'level', 'method', 'size', 'in_shape', 'out_shape', 'images', 'build_s', 'first_apply_s', 'peak_MB',
+                    'A_images_per_s', 'At_images_per_s', 'seconds', 'norm_s', 'loop_images_per_s', 'speedup')
+OPERATOR_SIZES = (28, 64, 128, 256)
+
+def _operator_cases(shape:tuple, extras:bool) -> list:
+    "(name, level, keywords) of every operator benchmarked at one image shape: the registry's defaults, then the extra cases."
+    C, H, W = shape
+    cases = [(name, None, {}) for name in OPERATORS]
+    if extras:
+        nd = math.ceil(math.sqrt(2)*max(H, W))
+        fits = dict(dense=180*nd*H*W <= 2**25, sparse=2.5*180*H*W <= 2**25, matrix_free=True)
+        cases += [('tomo', 180, dict(method=m)) for m in TOMO_METHODS if fits[m]]
+        if H*W <= 128*128: cases.append(('cs', C*H*W//4, {}))   # a quarter as many measurements as pixels (4096 at 128x128)
+    return cases
+
+def bench_operators(n_images:int|None=None, # images in the batched call at 28x28 (default 10,000; 256 with `quick`), scaled by 784/pixels
+                    quick:bool=False, # 28x28 only, the registry's operators only, one repetition
+                    in_shape:tuple|None=None, # one image shape instead of `sizes`
+                    loop_images:int|None=None, # images of the per-image loop at 28x28 (default min(n_images, 500); 32 with `quick`)
                     repeat:int|None=None, # timed repetitions, the best is kept (default 3; 1 with `quick`)
                     verbose:bool=True, # print the table
+                    sizes:tuple|None=None, # square image sides (default 28, 64, 128, 256; 28 with `quick`)
+                    channels:int=1, # image channels
+                    out:str|Path|None=None, # folder for operators_sizes.csv (None: no file)
+                    seconds_per_call:float=1.0, # at large sizes the batch is cut to about this much time per call
                    ) -> list[dict]:
-    "Throughput of A and A^T of every operator, batched against a per-image loop; returns one row per operator."
+    "Build time, first-apply time and memory, and batched A and A^T throughput of every operator at several image sizes."
     say = print if verbose else (lambda *a, **k: None)
     n = check_int(n_images if n_images is not None else (256 if quick else 10_000), 'n_images', 1)
     n_loop = check_int(loop_images if loop_images is not None else min(n, 32 if quick else 500), 'loop_images', 1, n)
     repeat = check_int(repeat if repeat is not None else (1 if quick else 3), 'repeat', 1)
-    x = torch.rand((n,) + tuple(in_shape), generator=torch.Generator().manual_seed(0))
+    if in_shape is not None: shapes = [tuple(check_int(s, 'in_shape entries', 1) for s in in_shape)]
+    else:
+        sizes = (28,) if (sizes is None and quick) else (sizes or OPERATOR_SIZES)
+        shapes = [(check_int(channels, 'channels', 1), check_int(s, 'sizes entries', 1), s) for s in sizes]
     say(machine_info(torch.device('cpu')))
-    say(f"batch {n:,} images of shape {tuple(in_shape)}, per-image loop on {n_loop:,}")
+    say(f"per shape: {n:,} images x 784 / pixels in the batch (fewer where a call would take over {seconds_per_call:g} s), "
+        f"per-image loop on {n_loop:,} x 784 / pixels; extra MB = rise of the peak resident memory (VmHWM) while building and applying once")
     rows = []
     with torch.no_grad():
-        for name in OPERATORS:
-            op = make_operator(name, in_shape=in_shape)
-            y = op.A(x)
-            tA, tAt = _best_time(lambda: op.A(x), repeat), _best_time(lambda: op.A_adjoint(y), repeat)
-            xs, ys = x[:n_loop], y[:n_loop]
-            def loop():
-                for i in range(len(xs)): op.A(xs[i:i+1]); op.A_adjoint(ys[i:i+1])
-            tl = _best_time(loop, 1)
-            batched, looped = n / max(tA + tAt, 1e-9), n_loop / tl
-            rows.append(dict(operator=name, in_shape=tuple(in_shape), out_shape=tuple(op.out_shape), images=n,
-                             A_images_per_s=n / max(tA, 1e-9), At_images_per_s=n / max(tAt, 1e-9), seconds=tA + tAt,
-                             loop_images_per_s=looped, speedup=batched / looped))
-    say(f"| operator | out shape | A images/s | A^T images/s | A + A^T s | loop images/s | speed-up |")
-    say('|---|---|--:|--:|--:|--:|--:|')
+        for shape in shapes:
+            C, H, W = shape; scale = 784 / (H*W)
+            x = torch.rand((max(2, round(n*scale)),) + shape, generator=torch.Generator().manual_seed(0))
+            for name, level, kw in _operator_cases(shape, extras=not quick):
+                can = _reset_peak_rss(); base = _rss_mb(); can = can and base is not None
+                t0 = time.perf_counter(); op = make_operator(name, level, in_shape=shape, **kw); t1 = time.perf_counter()
+                op.A(x[:1]); t2 = time.perf_counter()
+                peak = _rss_mb('VmHWM') - base if can else None
+                first = t2 - t1
+                nb = max(1, min(len(x), int(seconds_per_call / max(first, 1e-9))))
+                xb = x[:nb]; y = op.A(xb)
+                tA, tAt = _best_time(lambda: op.A(xb), repeat), _best_time(lambda: op.A_adjoint(y), repeat)
+                nl = max(1, min(nb, round(n_loop*scale), int(seconds_per_call / max(first, 1e-9))))
+                xs, ys = xb[:nl], y[:nl]
+                def loop():
+                    for i in range(len(xs)): op.A(xs[i:i+1]); op.A_adjoint(ys[i:i+1])
+                tl = _best_time(loop, 1)
+                t_norm = None
+                if 60*(tA + tAt)/nb < 60:   # skip norms that would take over a minute (about 60 applications of A^T A)
+                    t3 = time.perf_counter(); op.norm(); t_norm = time.perf_counter() - t3
+                rows.append(dict(operator=name, level=level, method=getattr(op, 'method', None), size=H if H == W else f"{H}x{W}",
+                                 in_shape=shape, out_shape=tuple(op.out_shape), images=nb, build_s=t1 - t0, first_apply_s=first,
+                                 peak_MB=peak, A_images_per_s=nb / max(tA, 1e-9), At_images_per_s=nb / max(tAt, 1e-9),
+                                 seconds=tA + tAt, norm_s=t_norm, loop_images_per_s=nl / tl,
+                                 speedup=(nb / max(tA + tAt, 1e-9)) / (nl / tl)))
+                del op, y, xb
+    say("| operator | level | method | size | build s | first apply s | extra MB | A images/s | A^T images/s | norm s | speed-up over a loop |")
+    say('|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|')
     for r in rows:
-        say(f"| {r['operator']} | {r['out_shape']} | {r['A_images_per_s']:,.0f} | {r['At_images_per_s']:,.0f} | {r['seconds']:.3f} | "
-            f"{r['loop_images_per_s']:,.0f} | {r['speedup']:.0f}x |")
+        say(f"| {r['operator']} | {_num(r['level'])} | {r['method'] or '-'} | {r['size']} | {r['build_s']:.2f} | {r['first_apply_s']:.3f} | "
+            f"{_num(r['peak_MB'])} | {_num(r['A_images_per_s'])} | {_num(r['At_images_per_s'])} | {_num(r['norm_s'])} | {r['speedup']:.1f}x |")
+    if out is not None: say(f"-> {write_csv(Path(out)/'operators_sizes.csv', rows, OPERATOR_COLUMNS)}")
     return rows
 
 # %% ../nbs/18_benchmarks.ipynb #382592c5
