@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_mode_collapse.ipynb #57cd2757
 from __future__ import annotations
-import json, math, time, importlib.resources
+import contextlib, io, json, math, time, warnings, importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -20,8 +20,9 @@ from .data import DATASETS, NATIVE_SIZE, load_dataset, eval_images, show_images
 __all__ = ['FMNIST_MEAN', 'FMNIST_STD', 'CLASSIFIER_DIR', 'CLASSIFIER_NAME', 'SPACES', 'BIRTHDAY_SIZES', 'FMNISTClassifier',
            'classifier_card', 'load_classifier', 'predict_proba', 'embed', 'to_vectors', 'knn_dist',
            'calibrate_threshold', 'BirthdayResult', 'birthday_test', 'birthday_sweep', 'collision_support',
-           'show_pairs', 'coverage_stats', 'class_coverage', 'plot_coverage', 'gaussian_frechet', 'frechet_distance',
-           'precision_recall', 'density_coverage', 'emd', 'duplicate_threshold', 'mode_collapse_report']
+           'show_pairs', 'coverage_stats', 'class_coverage', 'plot_coverage', 'ClassifierFeatures', 'frechet_distance',
+           'classifier_fd', 'precision_recall', 'density_coverage', 'emd', 'duplicate_threshold',
+           'mode_collapse_report']
 
 # %% ../nbs/14_mode_collapse.ipynb #c9e6974a
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530  # pixel statistics of the training split
@@ -296,52 +297,73 @@ def plot_coverage(hists:dict, # name -> class histogram (K fractions)
     return fig
 
 # %% ../nbs/14_mode_collapse.ipynb #d705325a
-def gaussian_frechet(mu1, cov1, mu2, cov2, # means (d,) and covariances (d, d) of two Gaussians
-                    ) -> float:
-    "Frechet (2-Wasserstein squared) distance between N(mu1, cov1) and N(mu2, cov2)."
-    from scipy import linalg
-    mu1, mu2, cov1, cov2 = (np.atleast_1d(np.asarray(a, np.float64)) for a in (mu1, mu2, cov1, cov2))
-    cov1, cov2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():  # singular product: regularise as in the FID reference code
-        off = 1e-6*np.eye(len(cov1)); covmean = linalg.sqrtm((cov1 + off) @ (cov2 + off))
-    covmean = covmean.real
-    return float(((mu1 - mu2)**2).sum() + np.trace(cov1) + np.trace(cov2) - 2*np.trace(covmean))
+class _GivenFeatures(nn.Module):
+    "torchmetrics feature extractor for features computed already: the identity, in float64."
+    def __init__(self, d:int): super().__init__(); self.num_features = d   # num_features spares torchmetrics a dummy pass
+    def forward(self, x): return x.double()
+
+class ClassifierFeatures(nn.Module):
+    "The shipped classifier's embedding as a torchmetrics feature extractor: images (B, 1, 28, 28) in [0, 1] -> float64 (B, emb_dim)."
+    def __init__(self, clf:FMNISTClassifier|None=None, # None: the shipped classifier
+                ):
+        super().__init__()
+        self.clf = _get_clf(clf); self.num_features = self.clf.emb_dim
+    def forward(self, x): return self.clf.features(x.to(module_device(self.clf))).double().cpu()
+
+def _fd_metric(extractor:nn.Module, real, fake, batch_size=1000) -> float:
+    "torchmetrics' Frechet distance of two sets through `extractor`, fed in batches."
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    m = FrechetInceptionDistance(feature=extractor)
+    for x, is_real in ((real, True), (fake, False)):
+        for i in range(0, len(x), batch_size): m.update(x[i:i + batch_size], real=is_real)
+    return float(m.compute())
 
 def frechet_distance(feat_a:Tensor, # features (N, d) of one set
                      feat_b:Tensor, # features (M, d) of the other
                     ) -> float:
-    "Frechet distance between Gaussians fitted to two feature sets."
-    a, b = (to_vectors(f).double().numpy() for f in (feat_a, feat_b))
+    "Frechet distance between Gaussians fitted to two feature sets (torchmetrics' FID on the given features)."
+    a, b = to_vectors(feat_a).double(), to_vectors(feat_b).double()
     if a.shape[1] != b.shape[1]: raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
     if min(len(a), len(b)) < 2: raise ValueError("each set needs at least 2 samples")
-    return gaussian_frechet(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    return _fd_metric(_GivenFeatures(a.shape[1]), a, b)
+
+def classifier_fd(real:Tensor, # real images (N, 1, 28, 28) in [0, 1]
+                  fake:Tensor, # generated images (M, 1, 28, 28)
+                  clf:FMNISTClassifier|None=None, # None: the shipped classifier
+                  batch_size:int=1000, # images per forward pass
+                 ) -> float:
+    "Frechet distance in the classifier's feature space: torchmetrics' FID with the classifier as its feature extractor."
+    check_images(real, 'real', (1, 28, 28)); check_images(fake, 'fake', (1, 28, 28)); check_int(batch_size, 'batch_size', 1)
+    if min(len(real), len(fake)) < 2: raise ValueError("each set needs at least 2 images")
+    return _fd_metric(ClassifierFeatures(clf), real, fake, batch_size)
 
 # %% ../nbs/14_mode_collapse.ipynb #1d05b9e7
-def _in_any_ball(query, centres, radii, batch_size=512):
-    "For each query row, the number of balls (centre, radius) containing it."
-    return torch.cat([(torch.cdist(query[i:i + batch_size], centres) <= radii[None]).sum(1) for i in range(0, len(query), batch_size)])
+def _prdc(real_feats, fake_feats, k) -> dict:
+    "prdc's precision, recall, density and coverage with k-NN balls (its progress print silenced)."
+    from prdc import compute_prdc
+    r, f = (to_vectors(v).cpu().numpy() for v in (real_feats, fake_feats))
+    if r.shape[1] != f.shape[1]: raise ValueError(f"feature dimensions differ: {r.shape[1]} vs {f.shape[1]}")
+    check_int(k, 'k', 1, min(len(r), len(f)) - 2)   # prdc needs the (k+1)-th smallest distance, self included
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*sklearn.utils.parallel.delayed')  # raised inside prdc's sklearn call
+        out = compute_prdc(r, f, k)
+    return {key: float(v) for key, v in out.items()}
 
 def precision_recall(real_feats:Tensor, # real features (N, d) (or images, compared as pixels)
                      fake_feats:Tensor, # generated features (M, d)
                      k:int=3, # neighbourhood size of the manifold estimate
                     ) -> dict:
-    "Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN balls."
-    r, f = to_vectors(real_feats), to_vectors(fake_feats)
-    r_rad, f_rad = knn_dist(r, r, k, exclude_self=True)[0], knn_dist(f, f, k, exclude_self=True)[0]
-    return {'precision': (_in_any_ball(f, r, r_rad) > 0).float().mean().item(),
-            'recall': (_in_any_ball(r, f, f_rad) > 0).float().mean().item()}
+    "Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN balls, by `prdc`."
+    p = _prdc(real_feats, fake_feats, k)
+    return {'precision': p['precision'], 'recall': p['recall']}
 
 def density_coverage(real_feats:Tensor, # real features (N, d)
                      fake_feats:Tensor, # generated features (M, d)
                      k:int=5, # neighbourhood size
                     ) -> dict:
-    "Density and coverage (Naeem et al. 2020) with k-NN balls around the real samples."
-    r, f = to_vectors(real_feats), to_vectors(fake_feats)
-    r_rad = knn_dist(r, r, k, exclude_self=True)[0]
-    density = _in_any_ball(f, r, r_rad).float().sum().item() / (k*len(f))
-    coverage = (knn_dist(r, f, 1)[0] <= r_rad).float().mean().item()
-    return {'density': density, 'coverage': coverage}
+    "Density and coverage (Naeem et al. 2020) with k-NN balls around the real samples, by `prdc`."
+    p = _prdc(real_feats, fake_feats, k)
+    return {'density': p['density'], 'coverage': p['coverage']}
 
 # %% ../nbs/14_mode_collapse.ipynb #af475b3c
 def emd(a:Tensor, # images (n, C, H, W) or vectors (n, d) or values (n,)
@@ -403,7 +425,7 @@ def mode_collapse_report(G, # a generator, a callable (n, torch.Generator) -> im
         cov = class_coverage(pool[:n], clf)
         fr, ff = embed(real[:n], clf), embed(pool[:n], clf)
         out.update({'coverage_hist': [round(h, 4) for h in cov['hist']], 'coverage_tv': cov['tv'], 'coverage_kl': cov['kl'],
-                    'confidence': cov['confidence'], 'fd': frechet_distance(fr, ff), **precision_recall(fr, ff, 3), **density_coverage(fr, ff, 5)})
+                    'confidence': cov['confidence'], 'fd': classifier_fd(real[:n], pool[:n], clf), **precision_recall(fr, ff, 3), **density_coverage(fr, ff, 5)})
     out.update({'emd': emd(pool[:n_emd], real[:n_emd], space, clf), 'emd_n': n_emd})
     if threshold is not None: thr = check_float(threshold, 'threshold', 0)
     elif own or not native: thr = calibrate_threshold(real, quantile, space=space, clf=clf)   # nearest neighbours among the reference images

@@ -7,10 +7,11 @@ import fastcore.test as fct
 
 from genprior_nb.mode_collapse import (FMNISTClassifier, load_classifier, classifier_card, predict_proba, embed,
                                        birthday_test, birthday_sweep, calibrate_threshold, collision_support, knn_dist, coverage_stats,
-                                       class_coverage, frechet_distance, gaussian_frechet, precision_recall,
+                                       class_coverage, frechet_distance, classifier_fd, precision_recall,
                                        density_coverage, emd, mode_collapse_report)
 from genprior_nb.core import UnsafeCheckpointError
-from genprior_nb.data import load_fashion_mnist
+from genprior_nb.data import load_fashion_mnist, eval_images
+from genprior_nb.pretrained import load_pretrained
 
 
 def rand_images(n, seed):
@@ -66,28 +67,72 @@ def test_precision_recall_self_and_disjoint():
     pr = precision_recall(r, r, k=3); fct.test_eq((pr['precision'], pr['recall']), (1.0, 1.0))
     pr = precision_recall(r, f, k=3); assert pr["precision"] > 0.7 and pr["recall"] > 0.7, pr  # same distribution; k-NN balls in 16-d are a bit small
     pr = precision_recall(r, f + 10, k=3); fct.test_eq((pr['precision'], pr['recall']), (0.0, 0.0))
-    dc = density_coverage(r, r, k=5); fct.test_close(dc['density'], (5 + 1)/5, eps=0.2); fct.test_eq(dc['coverage'], 1.0)
+    # prdc's balls are open: against itself each point lies in its own ball and in those of the points that have it among
+    # their 4 nearest (the 5th sits on the boundary), so the density is exactly 5/5 (it was 6/5 with the closed balls of before)
+    dc = density_coverage(r, r, k=5); fct.test_close(dc['density'], 1.0, eps=1e-12); fct.test_eq(dc['coverage'], 1.0)
     dc = density_coverage(r, f + 10, k=5); fct.test_eq((dc['density'], dc['coverage']), (0.0, 0.0))
 
 # ---------------------------------------------------------------- Frechet distance
+
+def _exact_moments(n, mu, cov, g):
+    "n samples whose sample mean is exactly mu and whose sample covariance is exactly cov."
+    z = torch.randn(n, len(mu), generator=g, dtype=torch.float64); z = z - z.mean(0)
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(torch.atleast_2d(torch.cov(z.T)))).T      # sample covariance I
+    return z @ torch.linalg.cholesky(torch.as_tensor(cov, dtype=torch.float64)).T + torch.as_tensor(mu, dtype=torch.float64)
+
+def _sqrtm_psd(c):
+    w, v = torch.linalg.eigh(c); return (v * w.clamp_min(0).sqrt()) @ v.T
 
 def test_frechet_identical_and_closed_form():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(3000, 6, generator=g).double()
     fct.test_close(frechet_distance(a, a), 0.0, eps=1e-6)
-    # full covariances: closed form for commuting (diagonal) and for general matrices
-    mu1, mu2 = np.zeros(2), np.array([3., -1.])
-    c1, c2 = np.diag([4., 1.]), np.diag([1., 9.])
-    fct.test_close(gaussian_frechet(mu1, c1, mu2, c2), 10 + (2 - 1)**2 + (1 - 3)**2, eps=1e-9)
-    fct.test_close(gaussian_frechet(mu1, c1, mu1, c1), 0.0, eps=1e-9)
-    fct.test_close(gaussian_frechet([0.], [[4.]], [1.], [[1.]]), 1 + 1, eps=1e-9)  # 1-D: (m1-m2)^2 + (s1-s2)^2
-    # samples of two Gaussians: the estimate approaches the closed form
-    z = torch.randn(40000, 2, generator=g).double()
-    A = torch.tensor([[1., 0.5], [0., 2.]], dtype=torch.float64)
-    xa, xb = z[:20000] @ A.T, z[20000:]*torch.tensor([1., 3.], dtype=torch.float64) + torch.tensor([3., -1.], dtype=torch.float64)
-    exact = gaussian_frechet(np.zeros(2), (A @ A.T).numpy(), np.array([3., -1.]), np.diag([1., 9.]))
-    fct.test_close(frechet_distance(xa, xb), exact, eps=0.25)
+    # sets with exactly these sample moments: FD is the closed form between the two Gaussians
+    fct.test_close(frechet_distance(_exact_moments(400, [0., 0], np.diag([4., 1]), g), _exact_moments(300, [3., -1], np.diag([1., 9]), g)),
+                   10 + (2 - 1)**2 + (1 - 3)**2, eps=1e-9)                 # commuting: |dmu|^2 + sum (sqrt s1 - sqrt s2)^2
+    fct.test_close(frechet_distance(_exact_moments(50, [0.], [[4.]], g), _exact_moments(60, [1.], [[1.]], g)), 1 + 1, eps=1e-9)
+    A = torch.tensor([[1., 0.5], [0., 2.]], dtype=torch.float64); c1, c2 = A @ A.T, torch.diag(torch.tensor([1., 9.], dtype=torch.float64))
+    s1 = _sqrtm_psd(c1)  # general case: tr(c1 + c2 - 2 (c1^1/2 c2 c1^1/2)^1/2)
+    exact = 10 + (torch.trace(c1 + c2) - 2*torch.trace(_sqrtm_psd(s1 @ c2 @ s1))).item()
+    fct.test_close(frechet_distance(_exact_moments(500, [0., 0], c1, g), _exact_moments(500, [3., -1], c2, g)), exact, eps=1e-9)
     with pytest.raises(ValueError, match='feature dimensions differ'): frechet_distance(a, a[:, :3])
+    with pytest.raises(ValueError, match='each set needs at least 2 images'): classifier_fd(rand_images(1, 0), rand_images(5, 1))
+
+# ---------------------------------------------------------------- the libraries against the hand-written versions they replaced
+
+def _fd_before(a, b):
+    "The hand-written Frechet distance that torchmetrics replaced (scipy sqrtm, regularised when singular)."
+    from scipy import linalg
+    a, b = a.double().numpy(), b.double().numpy()
+    mu1, mu2, c1, c2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(c1 @ c2)
+    if not np.isfinite(covmean).all(): off = 1e-6*np.eye(len(c1)); covmean = linalg.sqrtm((c1 + off) @ (c2 + off))
+    return float(((mu1 - mu2)**2).sum() + np.trace(c1) + np.trace(c2) - 2*np.trace(covmean.real))
+
+def _balls_before(query, centres, radii):
+    "For each query row, the number of closed balls (centre, radius) containing it: the hand-written version prdc replaced."
+    return (torch.cdist(query, centres) <= radii[None]).sum(1)
+
+def _prdc_before(r, f, k_pr=3, k_dc=5):
+    r_rad3, f_rad3 = knn_dist(r, r, k_pr, exclude_self=True)[0], knn_dist(f, f, k_pr, exclude_self=True)[0]
+    r_rad5 = knn_dist(r, r, k_dc, exclude_self=True)[0]
+    return {'precision': (_balls_before(f, r, r_rad3) > 0).float().mean().item(), 'recall': (_balls_before(r, f, f_rad3) > 0).float().mean().item(),
+            'density': _balls_before(f, r, r_rad5).float().sum().item() / (k_dc*len(f)),
+            'coverage': (knn_dist(r, f, 1)[0] <= r_rad5).float().mean().item()}
+
+@pytest.mark.filterwarnings('ignore::scipy.linalg.LinAlgWarning')
+def test_library_metrics_equal_the_hand_written_ones_on_the_shipped_generators():
+    "Stated tolerances: FD 1e-6 relative; precision, recall, density, coverage within one sample (1/n)."
+    n = 600
+    clf = load_classifier()
+    real = eval_images(n)[0]; fr = embed(real, clf)
+    for name in ('vae-fmnist-8', 'ae-fmnist-8', 'wgan-fmnist-8'):
+        fake = load_pretrained(name).sample(n, torch.Generator().manual_seed(0)); ff = embed(fake, clf)
+        before = _fd_before(fr, ff)
+        fct.test_close(frechet_distance(fr, ff), before, eps=1e-6*before)
+        if name == 'vae-fmnist-8': fct.test_close(classifier_fd(real, fake, clf), before, eps=1e-6*before)  # the classifier as extractor
+        got, want = {**precision_recall(fr, ff, 3), **density_coverage(fr, ff, 5)}, _prdc_before(fr, ff)
+        for k in want: assert abs(got[k] - want[k]) <= 1/n + 1e-9, (name, k, got[k], want[k])
 
 # ---------------------------------------------------------------- EMD
 
