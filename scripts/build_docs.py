@@ -80,8 +80,32 @@ def _docs_filter():
             finally: cell.source, cell.outputs = src, saved
     exec_saved.__name__ = 'exec_show_docs'   # settings.ini's skip_procs names it so
 
+    class add_show_docs_full_names(P.add_show_docs):
+        """nbdev's `add_show_docs` adds a `show_doc` after every exported definition not yet documented, but compares
+        the bare name (`static`) with the names already shown (`InterpolationWidget.static`): a `@patch`ed method with
+        its own `show_doc` cell is documented twice, under one anchor. Here the full name counts too."""
+        def begin(self):
+            from execnb.nbio import mk_cell, NbCell
+            from fastcore.foundation import L
+            from fastcore.xtras import concat
+            from nbdev.showdoc import showdoc_nm
+            nb = self.nb
+            exports = L(c for c in nb.cells if P._want_doc(c))
+            shown = {P._get_nm(t) for t in P._show_docs(L(nb.cells).map(NbCell.parsed_).concat())}
+            for cell in reversed(exports):
+                if P.cell_lang(cell) != 'python': raise ValueError(f"{cell.metadata.language} can't export:\n{cell.source}")
+                defs = concat(cell.parsed_() or [])
+                for nm in [showdoc_nm(o) for o in defs if isinstance(o, P._def_types) and o.name not in shown
+                           and showdoc_nm(o) not in shown and (o.name[0] != '_' or o.name[:2] == '__')]:
+                    new = mk_cell(f'show_doc({nm})'); new.has_sd = True
+                    nb.cells.insert(cell.idx_ + 1, new)
+            nb.has_docs_ = shown or exports
+    add_show_docs_full_names.__name__ = 'add_show_docs'
+
     class DocsFilter(P.FilterDefaults):
-        def base_procs(self): return [exec_saved if p is P.exec_show_docs else p for p in super().base_procs()]
+        def base_procs(self):
+            fix = {P.exec_show_docs: exec_saved, P.add_show_docs: add_show_docs_full_names}
+            return [fix.get(p, p) for p in super().base_procs()]
     return DocsFilter()
 
 def _process(nb_path: str, root: str) -> str:
@@ -130,10 +154,10 @@ def _importable(fn):
     return getattr(importlib.import_module('build_docs'), fn.__name__)
 
 def _cache_key(nb: Path, root: Path, lib: Path) -> str:
-    "What nbdev's processed notebook depends on: the notebook, the library (show_doc, doc links), settings, versions"
+    "What nbdev's processed notebook depends on: the notebook, the library (show_doc, doc links), settings, this builder, versions"
     import hashlib, importlib.metadata as md
     h = hashlib.sha256()
-    for f in [nb, root / 'settings.ini', *sorted(lib.rglob('*.py'))]:
+    for f in [nb, root / 'settings.ini', Path(__file__), *sorted(lib.rglob('*.py'))]:
         if f.is_file(): h.update(f.name.encode()); h.update(f.read_bytes())
     for pkg in ('nbdev', 'execnb', 'fastcore'):
         with contextlib.suppress(Exception): h.update(f'{pkg}={md.version(pkg)}'.encode())
