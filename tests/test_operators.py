@@ -30,7 +30,7 @@ EXTRA = {
     'blur_w1': lambda: GaussianBlur(1, 0.5, in_shape=SMALL),
     'downsample4_2ch': lambda: Downsample(4, in_shape=(2, 12, 12)),
     'cs_rect_2ch': lambda: CompressedSensing(100, seed=3, in_shape=(2, 8, 10)),
-    'tomo_dense': lambda: ParallelBeamTomography(10, in_shape=SMALL, method='dense'),
+    'tomo_sparse': lambda: ParallelBeamTomography(10, in_shape=SMALL, method='sparse'),
     'tomo_matrix_free_rgb': lambda: ParallelBeamTomography(5, in_shape=(3, 12, 12), method='matrix_free'),
     'limited_matrix_free': lambda: LimitedAngleTomography(4, 100., in_shape=(2, 9, 11), method='matrix_free'),
     'inpaint_rgb': lambda: RandomInpainting(0.3, in_shape=(3, 12, 12)),
@@ -247,44 +247,47 @@ def test_tomography_matrix_free_at_64_with_3_channels():
     fct.test_close(mf(x), sp(x), eps=1e-4*float(sp(x).abs().max()))
     fct.test_close(mf.A_adjoint(sp(x)), sp.A_adjoint(sp(x)), eps=1e-4*float(sp.A_adjoint(sp(x)).abs().max()))
 
-def test_tomography_gradients_any_order():
+@pytest.mark.parametrize('method', ['sparse', 'matrix_free'])
+def test_tomography_gradients_any_order(method):
     "The sparse and matrix-free maps are autograd functions whose backward is the other map: exact gradients, also of gradients."
-    for m in ('sparse', 'matrix_free'):
-        op = ParallelBeamTomography(4, in_shape=(1, 6, 5), method=m).double()
-        x = torch.rand(2, 1, 6, 5, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda v: op(v), (x,))
-        assert torch.autograd.gradgradcheck(lambda v: op(v)**2, (x,))
-        y = torch.rand((2,) + op.out_shape, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda v: op.A_adjoint(v), (y,))
+    op = ParallelBeamTomography(3, in_shape=(1, 4, 5), method=method).double()
+    x = torch.rand(1, 1, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: op(v), (x,), fast_mode=True)
+    assert torch.autograd.gradgradcheck(lambda v: op(v)**2, (x,), fast_mode=True)
+    y = torch.rand((1,) + op.out_shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: op.A_adjoint(v), (y,), fast_mode=True)
 
 def test_tomography_auto_method_and_errors():
-    assert ParallelBeamTomography.auto_method(30, 28, 28) == 'sparse'
+    assert ParallelBeamTomography.auto_method(30, 28, 28) == 'dense'      # the shipped problems: bit for bit as before
+    assert ParallelBeamTomography.auto_method(180, 28, 28) == 'sparse'
+    assert ParallelBeamTomography.auto_method(30, 64, 64) == 'sparse'
     assert ParallelBeamTomography.auto_method(180, 128, 128) == 'sparse'
     assert ParallelBeamTomography.auto_method(180, 256, 256) == 'matrix_free'
     assert ParallelBeamTomography(180, in_shape=(1, 256, 256)).method == 'matrix_free'
     fct.test_fail(lambda: ParallelBeamTomography(method='fft'), contains="method must be one of ['dense', 'matrix_free', 'sparse'], got 'fft'")
     fct.test_fail(lambda: ParallelBeamTomography(step=0), contains='step must be a finite number in (0, inf], got 0')
 
-def test_tomography_28_unchanged():
-    "At 28x28 the default (sparse) operator equals the dense matrix of earlier versions to float32 rounding."
+def test_tomography_28_storage():
+    "At 28x28 the default is the dense matrix of earlier versions; the sparse one equals it to float32 rounding."
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     for name in ('tomo', 'limited_tomo'):
-        sp, de = make_operator(name), make_operator(name, method='dense')
-        assert sp.method == 'sparse'
+        sp, de = make_operator(name, method='sparse'), make_operator(name)
+        assert de.method == 'dense' and de.matrix.shape == (30*40, 784)
         fct.test_close(sp(x), de(x), eps=1e-5*float(de(x).abs().max()))
         fct.test_close(sp.norm(), de.norm(), eps=1e-6*de.norm())
 
 # ------------------------------------------------------------------------------------------------- filtered back-projection
 @pytest.mark.parametrize('n', [64, 128])
 def test_fbp_recovers_a_disk(n):
-    "FBP (ramp, 180 angles) of a disk of radius 0.3 n: within 1% of 1 inside and 2% of 0 outside, 3 pixels from the rim."
-    d = _disk(n, 0.3*n, sub=8); op = ParallelBeamTomography(180, in_shape=(1, n, n))
-    rec = op.fbp(op(d[None, None]))[0, 0]
-    c = torch.arange(n, dtype=torch.float64) - (n - 1)/2; dist = (c[:, None]**2 + c[None, :]**2).sqrt()
-    inner, outer = dist <= 0.3*n - 3, dist >= 0.3*n + 3
+    """FBP (ramp, 180 angles) of the operator's projection of a disk of radius 0.3 n, 3 pixels from the rim: within 1% of
+    1 inside and 2% of 0 outside, mean error inside below 1e-3; relative L2 error under 8% (ramp) and 12% (Hann)."""
+    r = 0.3*n; d = _disk(n, r, sub=8).float(); op = ParallelBeamTomography(180, in_shape=(1, n, n), method='matrix_free')
+    y = op(d[None, None]); rec = op.fbp(y)[0, 0]
+    c = torch.arange(n) - (n - 1)/2; dist = (c[:, None]**2 + c[None, :]**2).sqrt()
+    inner, outer = dist <= r - 3, dist >= r + 3
     assert float((rec - 1)[inner].abs().max()) < 0.01 and float(rec[outer].abs().max()) < 0.02
     assert abs(float((rec - 1)[inner].mean())) < 1e-3
-    assert _rel(rec.numpy(), d.numpy()) < 0.08 and _rel(op.fbp(op(d[None, None]), 'hann')[0, 0].numpy(), d.numpy()) < 0.12
+    assert _rel(rec.numpy(), d.numpy()) < 0.08 and _rel(op.fbp(y, 'hann')[0, 0].numpy(), d.numpy()) < 0.12
 
 @pytest.mark.parametrize('filt', FBP_FILTERS)
 def test_fbp_vs_iradon(filt):
@@ -517,3 +520,12 @@ def test_adjointness_property(h, w, c, width, sigma, keep, n_ang, seed):
            CompressedSensing(max(1, h*w//3), seed=seed, in_shape=shp)]
     if round(keep*h*w) >= 1: ops.append(RandomInpainting(keep, seed=seed, in_shape=shp))
     for op in ops: assert op.adjointness_error(seed=seed) < 1e-6, op
+
+def test_copies_and_pickles():
+    "Operators with sparse buffers deep-copy (torch cannot deep-copy a sparse CSR tensor itself) and pickle."
+    import copy, pickle
+    op = 2.0 * make_operator('tomo', method='sparse')
+    x = torch.rand(2, 1, 28, 28)
+    op(x.double())                                     # leaves a converted float64 copy behind
+    for c in (copy.deepcopy(op), pickle.loads(pickle.dumps(op))):
+        fct.test_eq(c(x), op(x)); assert c.op is not op.op and c.op.matrix.layout == torch.sparse_csr
