@@ -76,7 +76,10 @@ class Lab:
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={self.port}',
              '--ServerApp.port_retries=0', f'--IdentityProvider.token={self.token}', f'--ServerApp.root_dir={root}',
-             '--LabApp.expose_app_in_browser=True', '--LabApp.news_url=', '--ServerApp.shutdown_no_activity_timeout=900',
+             '--LabApp.expose_app_in_browser=True', '--LabApp.news_url=',
+             # a safety net should this process be killed outright: idle kernels culled, then the idle server exits
+             '--MappingKernelManager.cull_idle_timeout=600', '--MappingKernelManager.cull_interval=60',
+             '--ServerApp.shutdown_no_activity_timeout=300',
              '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly',
              '--LanguageServerManager.autodetect=False', '--ServerApp.terminals_enabled=False']
             + (['--allow-root'] if os.geteuid() == 0 else []),
