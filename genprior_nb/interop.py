@@ -15,8 +15,7 @@ from .latent_opt import METHODS, reconstruct, initial_latents
 from .latent_opt import _adam_latent, _per_item  # the projection step of `pgd_gan`, shared with `RangeProjectionPrior`
 
 # %% auto #0
-__all__ = ['DEEPINV_EXTRA', 'deepinv_available', 'DeepinvOperator', 'from_deepinv', 'to_deepinv', 'DeepinvGenerator',
-           'GenpriorPhysics', 'GenerativeReconstructor', 'RangeProjectionPrior']
+__all__ = ['DEEPINV_EXTRA', 'deepinv_available', 'DeepinvOperator', 'from_deepinv', 'to_deepinv', 'DeepinvGenerator']
 
 # %% ../nbs/20_interop.ipynb #b107fbd0
 DEEPINV_EXTRA = 'pip install "genprior_nb[deepinv]"'
@@ -107,8 +106,7 @@ def from_deepinv(physics, # a deepinv `LinearPhysics`
     return DeepinvOperator(physics, in_shape, check, tol)
 
 # %% ../nbs/20_interop.ipynb #d71c4bdd
-_LAZY = {}  # name -> function building a class that subclasses a deepinv class (deepinv imported on first use)
-_all_ = ['GenpriorPhysics', 'GenerativeReconstructor', 'RangeProjectionPrior']
+_LAZY = {}  # name -> function building a class that subclasses a deepinv class (deepinv imported on first use; not in __all__, so that a star import needs no deepinv)
 
 def _lazy(fn):
     "Register `fn` (which returns a class) as the builder of the module attribute of the class' name; it runs once."
