@@ -239,15 +239,16 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
 
     def save():
         if ckpt_path is None: return
-        state['saved'] = state['step']
         rngs = [None]*world if rank == 0 else None
         if world > 1: dist.gather_object(_rng_state(cuda_dev), rngs, dst=0)
         else: rngs = [_rng_state(cuda_dev)]
-        if rank != 0: return
-        atomic_torch_save({'models': {k: m.state_dict() for k, m in models.items()},
-                           'optims': {k: o.state_dict() for k, o in optims.items()},
-                           'step': state['step'], 'history': state['history'], 'seconds': state['seconds'],
-                           'torch_rng': torch.get_rng_state(), 'config': config, 'world_size': world, 'rng': rngs}, ckpt_path)
+        if rank == 0:
+            atomic_torch_save({'models': {k: m.state_dict() for k, m in models.items()},
+                               'optims': {k: o.state_dict() for k, o in optims.items()},
+                               'step': state['step'], 'history': state['history'], 'seconds': state['seconds'],
+                               'torch_rng': torch.get_rng_state(), 'config': config, 'world_size': world, 'rng': rngs}, ckpt_path)
+        if world > 1: dist.barrier()   # every rank leaves a save with the checkpoint on disk (e.g. to resume at once)
+        state['saved'] = state['step']
 
     for m in models.values(): m.train()
     t0, sec0, hist = time.time(), state['seconds'], state['history']

@@ -76,7 +76,7 @@ class VAE(AE):
         return h[:, :self.latent_dim], h[:, self.latent_dim:].clamp(-12, 8)
     def loss(self, x, generator=None, kl_scale:float=1.0, shard:Shard|None=None):
         "Negative ELBO per image: reconstruction loss + kl_scale * kl_weight * KL (kl_scale < 1 during warm-up)."
-        mu, logvar = self.encode_dist(x)
+        mu, logvar = (t.float() for t in self.encode_dist(x))   # float32 under bf16 autocast too (a no-op otherwise)
         eps = (shard or Shard()).randn(mu.shape, generator).to(mu)
         z = mu + eps * (0.5*logvar).exp()
         rec = self.rec_loss(z, x)

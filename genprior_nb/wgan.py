@@ -97,7 +97,7 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=tuple(betas))
     critic_loss = ddp_loss(D, lambda D_, real, fake, gen: _critic_loss(D_, real, fake, gen, gp_weight, shard), precision)
-    gen_loss = ddp_loss(G, lambda G_, z: -D(G_(z)).mean(), precision)   # D is not part of it: its gradients here are discarded
+    gen_loss = ddp_loss(G, lambda G_, z: -D(G_(z)).float().mean(), precision)   # D is not part of it: its gradients here are discarded
     def train_step(step, gen):
         for j in range(n_critic):
             real = batches[step*n_critic + j]
@@ -116,6 +116,6 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
 
 def _critic_loss(D, real, fake, gen, gp_weight, shard):
     "The critic's WGAN-GP loss and its parts; runs inside the critic's (DDP-wrapped) forward, gradient penalty included."
-    d_real, d_fake = D(real).mean(), D(fake).mean()
+    d_real, d_fake = D(real).float().mean(), D(fake).float().mean()   # .float(): float32 sums under bf16 autocast
     gp = gradient_penalty(D, real, fake, gen, shard)
     return d_fake - d_real + gp_weight*gp, d_real, d_fake, gp

@@ -1,11 +1,13 @@
 """Training on 2 gloo processes on 127.0.0.1 (torch DDP), against 1 process: the same weights for the AE, the VAE and the
-WGAN-GP (gradient penalty and batch norm included); rank 0 alone writes; a `torchrun -m genprior_nb.cli train` job whose
-rank is killed with SIGKILL ends, keeps a good checkpoint and, resumed, ends with bitwise the weights of an
-uninterrupted 2-process run; resuming on 1 process works too.
+WGAN-GP (gradient penalty and batch norm included); rank 0 alone writes; Ctrl-C seen by one rank stops both after the
+same step with one checkpoint, and the run resumed at once equals the uninterrupted one; a `torchrun -m genprior_nb.cli
+train` job whose rank is killed with SIGKILL ends, keeps a good checkpoint and, resumed, ends with bitwise the weights of
+an uninterrupted 2-process run; resuming on 1 process works too.
 
 Two jobs run side by side, started once by a module fixture: a torchrun job of the CLI (the one that is killed) and a
-2-process job of tests/ddp_worker.py (the trainings, the uninterrupted reference, then the resumption of the killed
-run). Importing torch and DDP (which imports torch._dynamo) costs each process a few seconds, so the jobs are few."""
+2-process job of tests/ddp_worker.py (the trainings, the uninterrupted reference, the Ctrl-C run, then the resumption of
+the killed run). Importing torch and DDP (which imports torch._dynamo) costs each process a few seconds of CPU, most of
+this module's time, so the jobs are few."""
 import os, sys, copy, json, time, socket, shutil, signal, subprocess
 from pathlib import Path
 import pytest
@@ -57,16 +59,21 @@ def jobs(tmp_path_factory):
                                 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)}) for r in range(2)]
     res = {'root': root, 'killed': killed, 'worker_out': worker_out}
     try:
-        t0 = time.time()
-        while checkpoint_step(killed/'checkpoint.pt') < 3:   # mid-run: a few checkpoints written
-            assert tr.poll() is None, f'the torchrun job ended before it was killed: {tr.communicate()}'
-            assert time.time() - t0 < TIMEOUT, 'the torchrun job made no progress'
+        t0, todo = time.time(), {'kill', 'sigint'}
+        while todo:   # two events, in whichever order the jobs get there
+            assert time.time() - t0 < TIMEOUT, f'no progress: {todo} left'
+            if 'kill' in todo and checkpoint_step(killed/'checkpoint.pt') >= 3:   # mid-run: a few checkpoints written
+                os.kill(next(p for p in children(tr.pid) if rank_of(p) == 1), signal.SIGKILL)
+                res['torchrun'] = (tr.wait(TIMEOUT), *tr.communicate())
+                res['killed_files'] = sorted(os.listdir(killed))
+                shutil.copytree(killed, root/'killed_copy')   # for the resumption on 1 process
+                todo.discard('kill')
+            if 'kill' in todo: assert tr.poll() is None, f'the torchrun job ended before it was killed: {tr.communicate()}'
+            if 'sigint' in todo and checkpoint_step(worker_out/'interrupted'/'checkpoint.pt') >= 2:
+                ws[1].send_signal(signal.SIGINT)   # Ctrl-C seen by one rank only
+                todo.discard('sigint')
+            assert all(w.poll() is None for w in ws), f'a worker ended early: {[w.communicate() for w in ws]}'
             time.sleep(0.005)
-        victim = next(p for p in children(tr.pid) if rank_of(p) == 1)
-        os.kill(victim, signal.SIGKILL)
-        res['torchrun'] = (tr.wait(TIMEOUT), *tr.communicate())
-        res['killed_files'] = sorted(os.listdir(killed))
-        shutil.copytree(killed, root/'killed_copy')   # for the resumption on 1 process
         (worker_out/'go').touch()
         res['workers'] = [(w.wait(TIMEOUT), *w.communicate()) for w in ws]
     finally:
@@ -142,6 +149,14 @@ def test_killed_rank_ends_the_job_and_resume_is_exact(jobs):
     a, b = safe_torch_load(jobs['killed']/'model.pt'), safe_torch_load(jobs['worker_out']/'reference'/'model.pt')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), 'the resumed weights differ from the uninterrupted run'
     fct.test_eq(sorted(os.listdir(jobs['killed'])), ['checkpoint.pt', 'model.pt', 'train.json'])   # no temporary file left
+
+def test_ctrl_c_on_one_rank_stops_all_together_and_resumes_exactly(jobs):
+    "SIGINT to rank 1 alone: both ranks stop after the same step with one checkpoint of it; resumed, the run equals the reference."
+    a, b = worker_reports(jobs)
+    assert a['interrupted'] is not None and a['interrupted'] == b['interrupted'], (a['interrupted'], b['interrupted'])
+    assert 2 <= a['interrupted'] < CLI_ARGS['steps']
+    x, y = safe_torch_load(jobs['worker_out']/'interrupted'/'model.pt'), safe_torch_load(jobs['worker_out']/'reference'/'model.pt')
+    assert all(torch.equal(x[k], y[k]) for k in x), 'the run resumed after Ctrl-C differs from the uninterrupted one'
 
 def test_resume_on_another_number_of_processes(jobs, tmp_path):
     "A 2-process checkpoint resumed on 1 process: a warning, and the uninterrupted 2-process result up to rounding."
