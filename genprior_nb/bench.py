@@ -21,7 +21,7 @@ from .latent_opt import reconstruct, csgm, prune_step
 from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, mean_ci, format_table
 from .bench_settings import (BENCH_NOISE, QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, QUICK_SETTINGS, Cell,
-                                        quality_grid, bench_operator, sparse_weight, soft_tv_weights)
+                                        quality_grid, bench_operator, sparse_weight, soft_tv_weights, classical_settings)
 from .bench_report import aggregate, paired_comparison, paired_table, table_rows, plot_msweep, plot_operator_table
 
 # %% auto #0
@@ -182,7 +182,7 @@ def run_cell(cell:Cell, # the problem
         if method == 'soft_constraint_tv':  # the soft constraint with a TV term, weights tuned per problem
             method = 'soft_constraint'; b, tv = soft_tv_weights(cell.operator, cell.level); kw = dict(kw, b=b, tv=tv)
         xr = reconstruct(y, op, G, method, seed=0, **kw).x
-    else: xr = baseline_reconstruct(y, op, cell.method)
+    else: xr = baseline_reconstruct(y, op, cell.method, **classical_settings(cell.method, cell.operator, cell.level, cell.dataset))
     _sync(dev); sec = time.perf_counter() - t
     xr = xr.detach().clamp(0, 1)
     p, s = psnr(xr, x).cpu().tolist(), ssim(xr, x).cpu().tolist()
@@ -347,7 +347,7 @@ def bench_operators(n_images:int|None=None, # images in the batched call at 28x2
                 tl = _best_time(loop, 1)
                 t_norm = None
                 if 60*(tA + tAt)/nb < 60:   # skip norms that would take over a minute (about 60 applications of A^T A)
-                    t3 = time.perf_counter(); op.norm(); t_norm = time.perf_counter() - t3
+                    t_norm = _best_time(lambda: op.norm(recompute=True), repeat)
                 rows.append(dict(operator=name, level=level, method=getattr(op, 'method', None), size=H if H == W else f"{H}x{W}",
                                  in_shape=shape, out_shape=tuple(op.out_shape), images=nb, build_s=t1 - t0, first_apply_s=first,
                                  peak_MB=peak, A_images_per_s=nb / max(tA, 1e-9), At_images_per_s=nb / max(tAt, 1e-9),

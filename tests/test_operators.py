@@ -529,3 +529,9 @@ def test_copies_and_pickles():
     op(x.double())                                     # leaves a converted float64 copy behind
     for c in (copy.deepcopy(op), pickle.loads(pickle.dumps(op))):
         fct.test_eq(c(x), op(x)); assert c.op is not op.op and c.op.matrix.layout == torch.sparse_csr
+
+@pytest.mark.parametrize('m,shape', [(150, (1, 28, 28)), (70, (3, 8, 8)), (33, (1, 10, 14)), (5, (1, 3, 3))])
+def test_cs_matrix_drawn_in_blocks_is_the_one_call_matrix(m, shape):
+    "CompressedSensing draws its matrix in blocks of rows (less memory); the entries are those of one randn call."
+    ref = torch.randn(m, math.prod(shape), generator=torch.Generator().manual_seed(4), dtype=torch.float64) / math.sqrt(m)
+    fct.test_eq(CompressedSensing(m, seed=4, in_shape=shape).matrix, ref.float())
