@@ -1,0 +1,171 @@
+"""Sparse-angle tomography at 64x64 on 256 held-out ellipse phantoms: FBP, Tikhonov, TV and the shipped 64x64 CT priors.
+
+    OMP_NUM_THREADS=1 nohup .venv/bin/python scripts/bench_ct64.py > runs/bench_ct64.log 2>&1 &
+    .venv/bin/python scripts/bench_ct64.py --report      # tables from the cells done so far
+
+Problems: parallel-beam tomography with 10, 20 and 30 angles over [0, 180) degrees and 30 angles over [0, 90)
+(limited angle), Gaussian noise of 1% and 5% of each sinogram's range (experiments `ct64-noise1`, `ct64-noise5`).
+Images: `eval_images(256, dataset='ellipses')`, test-split phantoms (seed 1), held out from the training split (seed 0).
+Weights are tuned per problem on 16 validation phantoms of a third seed (2): FBP's filter, Tikhonov's and TV's weight
+from a grid, the sparse deviation's l1 weight and the soft constraint's b (and its TV weight) from grids run as one
+batch from one shared CSGM warm-up (weights per image), as scripts/tune_soft_tv.py does.
+
+The prior methods share one CSGM run per problem and generator: `csgm` is that run; the sparse deviation and the soft
+constraint (with and without TV) continue from its best code (their warm-up), and their time includes it. Each restart
+set holds one start from the encoder of the FBP image (VAE) and random N(0, I) draws.
+
+One CSV per finished cell in nbs/benchmarks/ct64/cells/ (the format of `genprior bench quality`), so the script resumes
+where it stopped; then quality.csv and paired.csv (`bench_report.aggregate`, `paired_comparison`) and tuning.csv.
+"""
+import os, sys, time, json
+from pathlib import Path
+import torch
+from genprior_nb.core import set_cpu_threads, read_csv, write_csv, atomic_write_bytes
+from genprior_nb.data import eval_images, ellipses_dataset
+from genprior_nb.operators import make_operator
+from genprior_nb.pretrained import load_pretrained, list_pretrained
+from genprior_nb.latent_opt import csgm, sparse_deviation, soft_constraint
+from genprior_nb.baselines import tikhonov, tv_reconstruct
+from genprior_nb.metrics import psnr, ssim
+from genprior_nb.bench import CELL_COLUMNS
+from genprior_nb.bench_settings import Cell
+from genprior_nb.bench_report import aggregate, paired_comparison, paired_table, table_rows
+from genprior_nb.metrics import format_table
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT/'nbs'/'benchmarks'/'ct64'
+SIZE, N_IMAGES, N_VAL = 64, 256, 16
+PROBLEMS = [('tomo', 10), ('tomo', 20), ('tomo', 30), ('limited_tomo', 90)]
+NOISES = (0.01, 0.05)                  # std as a fraction of each sinogram's range
+GENERATORS = ('vae-ellipses-32', 'wgan-ellipses-32')
+CSGM = dict(steps=150, lr=0.05, prune=1/3)      # restarts: 2 (VAE: FBP-encoder start + 1 prior draw), 3 (WGAN)
+JOINT_STEPS = 60
+GRIDS = {'fbp': ('ramp', 'hann'), 'tikhonov': (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+         'tv': (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), 'sparse_deviation': (0.003, 0.01, 0.03, 0.1, 0.3),
+         'soft_b': (0.03, 0.1, 0.3, 1.0, 3.0), 'soft_tv_factor': (0.25, 0.5, 1.0)}
+
+def operator(name, level):
+    return make_operator(name, level, (1, SIZE, SIZE))
+
+def measure(op, x, frac, seed=0):
+    "y = A x + e, e Gaussian with std `frac` x (max - min) of each image's clean sinogram; seeded."
+    y0 = op.A(x)
+    r = (y0.flatten(1).amax(1) - y0.flatten(1).amin(1)).view(-1, *[1]*(y0.ndim - 1))
+    return y0 + frac * r * torch.randn(y0.shape, generator=torch.Generator().manual_seed(seed)).to(y0)
+
+def starts(G, y, op, restarts, seed=0):
+    "Starting codes (B, R, k): restart 0 from the encoder of the FBP image when G has one, the rest N(0, I)."
+    z = torch.randn(len(y), restarts, G.latent_dim, generator=torch.Generator().manual_seed(seed))
+    if getattr(G, 'has_encoder', False):
+        with torch.no_grad(): z[:, 0] = G.encode(op.fbp(y, 'hann').clamp(0, 1))
+    return z
+
+def restarts_of(G): return 2 if getattr(G, 'has_encoder', False) else 3
+
+def prior_methods(g):
+    "The methods run with generator `g`: all four with the VAE, CSGM and the sparse deviation with the WGAN-GP."
+    return ('csgm', 'sparse_deviation') + (('soft_constraint', 'soft_constraint_tv') if g.startswith('vae') else ())
+
+def classical(method, y, op, w):
+    if method == 'fbp': return op.fbp(y, w).clamp(0, 1)
+    if method == 'tikhonov': return tikhonov(y, op, w)
+    return tv_reconstruct(y, op, w)
+
+def prior_run(method, y, op, G, warm, w):
+    "Continue from the CSGM warm-up `warm` with one method; w = weight (sparse deviation) or (b, tv) (soft constraint)."
+    kw = dict(restarts=1, warmup_steps=1, steps=JOINT_STEPS, init=warm.z)
+    if method == 'sparse_deviation': return sparse_deviation(y, op, G, weight=w, lr=CSGM['lr'], **kw)
+    b, tv = w
+    return soft_constraint(y, op, G, b=b, tv=tv, **kw)
+
+def tune(name, level, frac, tuning, gens):
+    "Best weights per method on the validation phantoms; rows appended to `tuning`."
+    key = f"{name}-{level:g}-noise{round(frac*100)}"
+    done = {(r['method'], r['generator']): r for r in tuning if r['problem'] == key and r['best']}
+    op = operator(name, level); x = ellipses_dataset(N_VAL, SIZE, seed=2); y = measure(op, x, frac, seed=1)
+    best = {}
+    def record(method, gen, grid, scores):
+        i = max(range(len(grid)), key=lambda j: scores[j])
+        for j, (w, s) in enumerate(zip(grid, scores)):
+            tuning.append(dict(problem=key, method=method, generator=gen, weight=json.dumps(w), psnr_mean=round(s, 3), best=j == i))
+        return grid[i]
+    for m in ('fbp', 'tikhonov', 'tv'):
+        if (m, '') in done: best[m] = json.loads(done[(m, '')]['weight']); continue
+        best[m] = record(m, '', GRIDS[m], [float(psnr(classical(m, y, op, w), x).mean()) for w in GRIDS[m]])
+    for g, G in gens.items():
+        methods = prior_methods(g)[1:]
+        if all((m, g) in done for m in methods):
+            for m in methods: best[(m, g)] = json.loads(done[(m, g)]['weight'])
+            continue
+        warm = csgm(y, op, G, init=starts(G, y, op, restarts_of(G)), restarts=restarts_of(G), **CSGM)
+        K = len(GRIDS['sparse_deviation']); yy = y.repeat(K, 1, 1, 1)
+        init = warm.z.repeat(K, 1)
+        r = sparse_deviation(yy, op, G, weight=torch.tensor(GRIDS['sparse_deviation']).repeat_interleave(N_VAL), lr=CSGM['lr'],
+                             restarts=1, warmup_steps=1, steps=JOINT_STEPS, init=init)
+        p = psnr(r.x, x.repeat(K, 1, 1, 1)).view(K, N_VAL).mean(1).tolist()
+        best[('sparse_deviation', g)] = record('sparse_deviation', g, GRIDS['sparse_deviation'], p)
+        if 'soft_constraint' not in methods: continue
+        bs = GRIDS['soft_b']; K = len(bs); yy, init = y.repeat(K, 1, 1, 1), warm.z.repeat(K, 1)
+        for m, factors in (('soft_constraint', (0.,)), ('soft_constraint_tv', GRIDS['soft_tv_factor'])):
+            grid, scores = [], []
+            for f in factors:
+                tv = f * 2 * best['tv']   # the soft constraint's objective is twice tv_reconstruct's
+                r = soft_constraint(yy, op, G, b=torch.tensor(bs).repeat_interleave(N_VAL), tv=tv, restarts=1, warmup_steps=1,
+                                    steps=JOINT_STEPS, init=init)
+                scores += psnr(r.x, x.repeat(K, 1, 1, 1)).view(K, N_VAL).mean(1).tolist(); grid += [[b, tv] for b in bs]
+            best[(m, g)] = record(m, g, grid, scores)
+    return best
+
+def cell_rows(cell, x, xr, sec, frac):
+    xr = xr.detach().clamp(0, 1)
+    p, s = psnr(xr, x).tolist(), ssim(xr, x).tolist(); e = ((xr - x)**2).flatten(1).mean(1).tolist()
+    base = dict(key=cell.key, experiment=cell.experiment, dataset=cell.dataset, operator=cell.operator, level=cell.level,
+                noise=frac, generator=cell.generator, method=cell.method, seconds=round(sec, 2), device='cpu')
+    return [dict(base, image=i, psnr=p[i], ssim=s[i], mse=e[i]) for i in range(len(x))]
+
+def report():
+    rows = aggregate(OUT)
+    paired = paired_comparison(OUT, rows)
+    for e in dict.fromkeys(r['experiment'] for r in rows):
+        print(f"\n{e} ({rows[0]['n']} images):"); print(format_table(table_rows([r for r in rows if r['experiment'] == e])))
+        pr = [r for r in paired if r['experiment'] == e]
+        if pr: print(paired_table(pr))
+    return rows, paired
+
+def main():
+    set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
+    (OUT/'cells').mkdir(parents=True, exist_ok=True)
+    x = eval_images(N_IMAGES, dataset='ellipses', image_size=SIZE)[0]
+    gens = {g: load_pretrained(g) for g in GENERATORS if g in list_pretrained()}
+    tuning = read_csv(OUT/'tuning.csv') if (OUT/'tuning.csv').exists() else []
+    for r in tuning: r['best'] = r['best'] in (True, 'True', 1)
+    for frac in NOISES:
+        for name, level in PROBLEMS:
+            exp = f"ct64-noise{round(frac*100)}"
+            cells = [Cell(exp, 'ellipses', name, level, '', m) for m in ('fbp', 'tikhonov', 'tv')]
+            cells += [Cell(exp, 'ellipses', name, level, g, m) for g in gens for m in prior_methods(g)]
+            if all((OUT/'cells'/f'{c.key}.csv').exists() for c in cells): continue
+            t0 = time.time()
+            best = tune(name, level, frac, tuning, gens)
+            write_csv(OUT/'tuning.csv', tuning, list(tuning[0]))
+            print(f"{exp} {name} {level}: tuned in {time.time() - t0:.0f} s: {best}", flush=True)
+            op = operator(name, level); y = measure(op, x, frac, seed=0)
+            warm = {}
+            for c in cells:
+                f = OUT/'cells'/f'{c.key}.csv'
+                if f.exists(): continue
+                if c.generator and c.generator not in warm:   # the shared CSGM run (timed by the solver itself)
+                    G = gens[c.generator]
+                    warm[c.generator] = csgm(y, op, G, init=starts(G, y, op, restarts_of(G)), restarts=restarts_of(G), **CSGM)
+                t = time.time()
+                if not c.generator: xr = classical(c.method, y, op, best[c.method])
+                elif c.method == 'csgm': xr = warm[c.generator].x
+                else: xr = prior_run(c.method, y, op, gens[c.generator], warm[c.generator], best[(c.method, c.generator)]).x
+                sec = time.time() - t + (warm[c.generator].seconds if c.generator else 0)
+                write_csv(f, cell_rows(c, x, xr, sec, frac), CELL_COLUMNS)
+                print(f"  {c.key}: {psnr(xr.clamp(0, 1), x).mean():.2f} dB ({sec:.0f} s)", flush=True)
+    report()
+
+if __name__ == '__main__':
+    if sys.argv[1:] == ['--report']: report()
+    else: main()
