@@ -52,7 +52,7 @@ class DeepinvOperator(LinearOperator):
     "A deepinv `LinearPhysics` as a genprior_nb `LinearOperator`: `A`, `A_adjoint` and the noise level of its noise model."
     def __init__(self, physics, # a deepinv `LinearPhysics`
                  in_shape:tuple|None=None, # (C, H, W) of one image; None: inferred from the physics
-                 check:bool=True, # check the adjoint once, at wrap time
+                 check_adjoint:bool=True, # check the adjoint once, at wrap time
                  tol:float=1e-4, # largest accepted relative adjointness error
                 ):
         dinv = _deepinv()
@@ -73,7 +73,7 @@ class DeepinvOperator(LinearOperator):
         if not isinstance(out, Tensor):
             raise TypeError(f"{type(physics).__name__}.A must return one tensor, got {type(out).__name__}")
         self._out_shape = tuple(out.shape[1:])
-        if check:
+        if check_adjoint:
             err = self.adjointness_error()
             if not err <= check_float(tol, 'tol', 0, lo_open=True):
                 raise ValueError(f"{type(physics).__name__}.A_adjoint is not the adjoint of A on images of shape {self.in_shape}: "
@@ -99,11 +99,11 @@ class DeepinvOperator(LinearOperator):
 
 def from_deepinv(physics, # a deepinv `LinearPhysics`
                  in_shape:tuple|None=None, # (C, H, W) of one image; None: inferred from the physics
-                 check:bool=True, # check the adjoint once, at wrap time
+                 check_adjoint:bool=True, # check the adjoint once, at wrap time
                  tol:float=1e-4, # largest accepted relative adjointness error
                 ) -> DeepinvOperator:
     "Wrap a deepinv `LinearPhysics` as a genprior_nb `LinearOperator` (adjoint checked, noise level in `.noise_std`)."
-    return DeepinvOperator(physics, in_shape, check, tol)
+    return DeepinvOperator(physics, in_shape, check_adjoint, tol)
 
 # %% ../nbs/20_interop.ipynb #d71c4bdd
 _LAZY = {}  # name -> function building a class that subclasses a deepinv class (deepinv imported on first use; not in __all__, so that a star import needs no deepinv)

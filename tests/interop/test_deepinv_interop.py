@@ -105,6 +105,8 @@ def test_bad_inputs_give_clear_errors(G):
         from_deepinv(dinv.physics.LinearPhysics(A=lambda x, **kw: 2*x, A_adjoint=lambda y, **kw: 2*y))
     with pytest.raises(ValueError, match=r'LinearPhysics.A_adjoint is not the adjoint of A on images of shape \(1, 8, 8\): relative error'):
         from_deepinv(dinv.physics.LinearPhysics(A=lambda x, **kw: 2*x, A_adjoint=lambda y, **kw: y, img_size=(1, 8, 8)))
+    unchecked = from_deepinv(dinv.physics.LinearPhysics(A=lambda x, **kw: 2*x, A_adjoint=lambda y, **kw: y, img_size=(1, 8, 8)), check_adjoint=False)
+    assert unchecked.adjointness_error() > 0.1   # wrapped as asked; the check is what refuses it
     with pytest.raises(ValueError, match=r'CompressedSensing.A fails on images of shape \(1, 8, 8\)'):
         from_deepinv(dinv.physics.CompressedSensing(m=5, img_size=(1, 28, 28)), in_shape=(1, 8, 8))
     for make in (GenerativeReconstructor, DeepinvGenerator, RangeProjectionPrior):
