@@ -3,7 +3,7 @@ the tiny AE, VAE and WGAN-GP trainings of ddp_cases.py; the uninterrupted 2-proc
 same run again, which the test stops with a SIGINT to rank 1 only, resumed at once; and, once the test has killed the
 torchrun job it started beside this one, the resumption of that job's run. Each rank prints one line: the files it
 opened for writing (seen by a Python audit hook), a digest of its final weights and the step it was interrupted at."""
-import sys, os, time, json, hashlib
+import sys, os, time, json, signal, hashlib
 from pathlib import Path
 
 writes = []
@@ -36,6 +36,7 @@ try:   # the test sends SIGINT to rank 1 once this run has written a checkpoint
 except KeyboardInterrupt:   # every rank stops after the same step, with one checkpoint of it
     interrupted = safe_torch_load(out/'interrupted'/'checkpoint.pt')['step']
     train_command(**CLI_ARGS, out=out/'interrupted', ckpt_every=50, resume=True, progress=False)
+signal.signal(signal.SIGINT, signal.SIG_IGN)   # a SIGINT that came too late fails the test through `interrupted`, not here
 t0 = time.time()
 while not (out/'go').exists():   # the test creates it once the other job has been killed
     if time.time() - t0 > 120: sys.exit('no go: the killed job did not end')

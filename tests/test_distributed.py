@@ -59,16 +59,18 @@ def jobs(tmp_path_factory):
                                 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)}) for r in range(2)]
     res = {'root': root, 'killed': killed, 'worker_out': worker_out}
     try:
-        t0, todo = time.time(), {'kill', 'sigint'}
-        while todo:   # two events, in whichever order the jobs get there
+        t0, todo = time.time(), {'kill', 'killed', 'sigint'}
+        while todo:   # three events, in whichever order the jobs get there; nothing here blocks
             assert time.time() - t0 < TIMEOUT, f'no progress: {todo} left'
             if 'kill' in todo and checkpoint_step(killed/'checkpoint.pt') >= 3:   # mid-run: a few checkpoints written
                 os.kill(next(p for p in children(tr.pid) if rank_of(p) == 1), signal.SIGKILL)
-                res['torchrun'] = (tr.wait(TIMEOUT), *tr.communicate())
+                todo.discard('kill')
+            elif 'kill' in todo: assert tr.poll() is None, f'the torchrun job ended before it was killed: {tr.communicate()}'
+            if 'killed' in todo and 'kill' not in todo and tr.poll() is not None:   # the job has ended
+                res['torchrun'] = (tr.returncode, *tr.communicate())
                 res['killed_files'] = sorted(os.listdir(killed))
                 shutil.copytree(killed, root/'killed_copy')   # for the resumption on 1 process
-                todo.discard('kill')
-            if 'kill' in todo: assert tr.poll() is None, f'the torchrun job ended before it was killed: {tr.communicate()}'
+                todo.discard('killed')
             if 'sigint' in todo and checkpoint_step(worker_out/'interrupted'/'checkpoint.pt') >= 2:
                 ws[1].send_signal(signal.SIGINT)   # Ctrl-C seen by one rank only
                 todo.discard('sigint')
