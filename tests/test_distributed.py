@@ -181,3 +181,13 @@ def test_nproc_starts_torchrun(monkeypatch):
                               'train', '--model', 'vae', '--out', 'x', '--steps', '3'])
     fct.test_eq(cli.main(['train', '--model', 'vae', '--nproc=3', '--out', 'x']), 0)
     fct.test_eq(seen[1][5], '3'); assert '--nproc=3' not in seen[1]
+
+def test_rank_helpers_read_torchrun_variables(monkeypatch):
+    "Without a process group, rank, world size and threads come from torchrun's variables (what a benchmark grid can use)."
+    from genprior_nb.train import dist_rank, dist_world, current_shard, rank_threads, Shard
+    for k in ('RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE', 'GENPRIOR_THREADS'): monkeypatch.delenv(k, raising=False)
+    fct.test_eq((dist_rank(), dist_world(), rank_threads()), (0, 1, None))
+    monkeypatch.setenv('RANK', '1'); monkeypatch.setenv('WORLD_SIZE', '3'); monkeypatch.setenv('LOCAL_WORLD_SIZE', '2')
+    fct.test_eq((current_shard(), current_shard().take('abcdefg')), (Shard(1, 3), ['b', 'e']))
+    fct.test_eq(rank_threads(), max(1, (os.cpu_count() or 1) // 2))
+    monkeypatch.setenv('GENPRIOR_THREADS', '1'); fct.test_eq(rank_threads(), None)   # set_cpu_threads reads it
