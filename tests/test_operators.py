@@ -535,3 +535,10 @@ def test_cs_matrix_drawn_in_blocks_is_the_one_call_matrix(m, shape):
     "CompressedSensing draws its matrix in blocks of rows (less memory); the entries are those of one randn call."
     ref = torch.randn(m, math.prod(shape), generator=torch.Generator().manual_seed(4), dtype=torch.float64) / math.sqrt(m)
     fct.test_eq(CompressedSensing(m, seed=4, in_shape=shape).matrix, ref.float())
+
+def test_sparse_projection_in_blocks_of_images():
+    "Past 2^19 input values the sparse projector multiplies 16 images at a time; the result is the dense one."
+    sp, de = (ParallelBeamTomography(12, in_shape=(3, 64, 64), method=m) for m in ('sparse', 'dense'))
+    x = torch.rand(50, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert x.numel() > 2**19
+    fct.test_close(sp(x), de(x), eps=1e-5*float(de(x).abs().max()))
