@@ -10,14 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from .core import check_int, check_float, check_choice
-from .operators import LinearOperator, check_problem, operator_name, batched_cg
+from .operators import LinearOperator, Inpainting, check_problem, operator_name, batched_cg
 from .metrics import data_misfit
 
 # %% auto #0
-__all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
-           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_reconstruct', 'dct_matrix', 'dct2',
-           'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold', 'lasso', 'l1_dct',
-           'l1_wavelet', 'default_lambda', 'baseline_reconstruct', 'discrepancy_lambda']
+__all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
+           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct',
+           'dct_matrix', 'dct2', 'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold',
+           'lasso', 'l1_dct', 'l1_wavelet', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda', 'applicable',
+           'baseline_reconstruct', 'discrepancy_lambda']
 
 # %% ../nbs/04_baselines.ipynb #9cf035c8
 def _check_problem(y, op):
@@ -99,23 +100,40 @@ class TVPrimalDual:
                  lam:float, # TV weight lambda > 0
                  x0:Tensor|None=None, # starting image; None: zeros
                  box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none
+                 step_ratio:float=1., # r: primal step 0.99 r / L, dual step 0.99 / (r L)
                 ):
         if box is not None:
             if not isinstance(box, (tuple, list)) or len(box) != 2: raise ValueError(f"box must be (lo, hi) or None, got {box!r}")
             lo, hi = check_float(box[0], 'box[0]'), check_float(box[1], 'box[1]', box[0])
+            self.box = (lo, hi)
+        else: self.box = None
         self.proj = (lambda v: v.clamp(lo, hi)) if box is not None else (lambda v: v)
         self.y, self.op, self.lam = y, op, lam
-        L = math.sqrt(op.norm()**2 + 8.); self.sigma = self.tau = 0.99 / L   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
+        r = check_float(step_ratio, 'step_ratio', 0, lo_open=True)
+        L = math.sqrt(op.norm()**2 + 8.); self.tau, self.sigma = 0.99 * r / L, 0.99 / (r * L)   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
+        self.iterations = 0
         with torch.no_grad():
             self.x = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device) if x0 is None else self.proj(x0.detach().to(y))
             self.xbar, self.q, self.p = self.x.clone(), torch.zeros_like(y), image_gradient(torch.zeros_like(self.x))
 
+    def gap(self) -> Tensor:
+        "Relative primal-dual gap (P - D) / P of each image at the current iterate (box constraint, no anchor), shape (B,)."
+        if self.box is None: raise ValueError("the primal-dual gap needs a box constraint (box=None makes the dual unbounded)")
+        lo, hi = self.box
+        with torch.no_grad():
+            x, q, p, y, op = self.x, self.q, self.p, self.y, self.op
+            P = 0.5*(op.A(x) - y).flatten(1).pow(2).sum(1) + self.lam*tv_norm(x)
+            v = -(op.A_adjoint(q) + image_gradient_adjoint(p))
+            D = -0.5*q.flatten(1).pow(2).sum(1) - (q*y).flatten(1).sum(1) - torch.maximum(v*hi, v*lo).flatten(1).sum(1)
+            return (P - D) / P.abs().clamp_min(torch.finfo(P.dtype).tiny)
+
     def run(self, n_iter:int, # iterations
             anchor:Tensor|None=None, # g: adds w/2 ||x - g||^2 to the objective (its proximal map is exact)
             anchor_weight:float|Tensor=0., # w, scalar or per image (B, 1, 1, 1)
-            tol:float=0., # stop when every image's relative change per iteration is below tol (checked every 10)
+            tol:float=0., # stop when every image's relative primal-dual gap is below tol (checked every 50; no anchor)
            ) -> Tensor:
         "Run up to `n_iter` more iterations from the current state and return x."
+        if tol > 0 and anchor is not None: raise ValueError("tol (the primal-dual gap) is only available without an anchor")
         y, op, sigma, tau, lam = self.y, self.op, self.sigma, self.tau, self.lam
         with torch.no_grad():
             x, xbar, q, p = self.x, self.xbar, self.q, self.p
@@ -126,24 +144,33 @@ class TVPrimalDual:
                 v = x - tau*(op.A_adjoint(q) + image_gradient_adjoint(p))
                 x_new = self.proj(v if anchor is None else (v + tau*anchor_weight*anchor) / (1 + tau*anchor_weight))
                 xbar = 2*x_new - x
-                done = tol > 0 and k % 10 == 9 and _rel_change(x_new, x) < tol
                 x = x_new
-                if done: break
+                self.iterations += 1
+                if tol > 0 and k % 50 == 49:
+                    self.x, self.xbar, self.q, self.p = x, xbar, q, p
+                    if bool((self.gap() < tol).all()): break
             self.x, self.xbar, self.q, self.p = x, xbar, q, p
         return x
+
+def tv_step_ratio(lam:float, # TV weight
+                 ) -> float:
+    "The primal/dual step ratio `tv_reconstruct` uses: 0.2 / lam, clipped to [1, 1000]."
+    return min(max(0.2 / lam, 1.), 1000.)
 
 def tv_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
                    op:LinearOperator, # the forward operator
                    lam:float=0.02, # TV weight lambda > 0
-                   n_iter:int=1000, # most iterations
-                   tol:float=1e-5, # stop when every image's relative change per iteration is below tol (checked every 10)
-                   box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none
+                   n_iter:int=10_000, # most iterations
+                   tol:float=1e-4, # stop when every image's relative primal-dual gap is below tol (checked every 50)
+                   box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none (then no gap: n_iter runs)
                    x0:Tensor|None=None, # starting image; None: zeros
+                   step_ratio:float|None=None, # primal/dual step ratio; None: `tv_step_ratio(lam)`
                   ) -> Tensor:
     "Isotropic TV: min 0.5||A x - y||^2 + lam TV(x) over the box, by Chambolle-Pock primal-dual iterations."
     y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
     n_iter = check_int(n_iter, 'n_iter', 1); tol = check_float(tol, 'tol', 0)
-    return TVPrimalDual(y, op, lam, x0, box).run(n_iter, tol=tol)
+    pd = TVPrimalDual(y, op, lam, x0, box, tv_step_ratio(lam) if step_ratio is None else step_ratio)
+    return pd.run(n_iter, tol=tol if box is not None else 0.)
 
 # %% ../nbs/04_baselines.ipynb #92f8ca88
 @lru_cache(maxsize=32)
@@ -276,6 +303,73 @@ def l1_wavelet(y:Tensor, # measurements, shape (B, *op.out_shape)
     "CSGM's Lasso-wavelet baseline with the orthonormal Haar basis: `lasso(..., basis='haar')`."
     return lasso(y, op, lam, basis='haar', **kw)
 
+# %% ../nbs/04_baselines.ipynb #48361c09
+def _bm3d_batch(x:Tensor, sigma, fast:bool=False) -> Tensor:
+    "BM3D of every image of a batch (B, C, H, W) at noise std `sigma` (a number or one per image), image by image."
+    import bm3d, numpy as np
+    prof = bm3d.BM3DProfile()
+    prof.num_threads = 1   # deterministic (the package warns that threads change results slightly)
+    if fast: prof.nf = 0
+    sig = sigma.tolist() if isinstance(sigma, Tensor) else [float(sigma)] * len(x)
+    arr = x.detach().to('cpu', torch.float64).numpy()
+    out = np.empty_like(arr)
+    for i, (img, s) in enumerate(zip(arr, sig)):
+        if img.shape[0] == 3: out[i] = np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(img, 0, -1), s, profile=prof), -1, 0)
+        else:
+            for c in range(img.shape[0]): out[i, c] = bm3d.bm3d(img[c], s, profile=prof)
+    return torch.from_numpy(out).to(x)
+
+def biharmonic(y:Tensor, # measurements of an `Inpainting` operator, (B, C, H, W)
+               op:LinearOperator, # an `operators.Inpainting` (random pixels or a block)
+               clamp:bool=True, # clip the result to [0, 1]
+              ) -> Tensor:
+    "Biharmonic inpainting (scikit-image `inpaint_biharmonic`) of the pixels that `op` does not observe."
+    from skimage.restoration import inpaint_biharmonic
+    y = _check_problem(y, op)
+    if not isinstance(op, Inpainting): raise TypeError(f"biharmonic needs an Inpainting operator (it fills unobserved pixels), got {op!r}")
+    missing = (op.mask[0] == 0).cpu().numpy()
+    arr = y.to('cpu', torch.float64).numpy()
+    out = [inpaint_biharmonic(img, missing, channel_axis=0) for img in arr]
+    return _finish(torch.from_numpy(__import__('numpy').stack(out)).to(y), clamp)
+
+def bm3d_denoise(y:Tensor, # noisy images, (B, C, H, W)
+                 op:LinearOperator, # the identity (denoising)
+                 sigma:float|None=None, # noise std; None: estimated per image with scikit-image's `estimate_sigma`
+                 clamp:bool=True, # clip the result to [0, 1]
+                ) -> Tensor:
+    "BM3D denoising (the `bm3d` package, default profile), image by image."
+    y = _check_problem(y, op)
+    if operator_name(op) != 'denoise': raise TypeError(f"bm3d denoises: op must be the identity (denoising), got {op!r}; use 'pnp_bm3d' for other operators")
+    if sigma is None:
+        from skimage.restoration import estimate_sigma
+        sigma = torch.tensor([float(estimate_sigma(img, channel_axis=0, average_sigmas=True)) for img in y.cpu().double().numpy()])
+    else: sigma = check_float(sigma, 'sigma', 0, lo_open=True)
+    return _finish(_bm3d_batch(y, sigma), clamp)
+
+def pnp_bm3d(y:Tensor, # measurements, shape (B, *op.out_shape)
+             op:LinearOperator, # the forward operator
+             lam:float=1.0, # weight of the data term relative to the prior (DPIR's lambda)
+             noise_std:float=0.05, # the measurement noise std (the schedule's last denoiser strength)
+             sigma_max:float=0.1, # the first denoiser strength
+             n_iter:int=30, # iterations
+             cg_iters:int=10, # conjugate-gradient steps per x-update (warm-started)
+             x0:Tensor|None=None, # start; None: TV with its default weight
+             clamp:bool=True, # clip the result to [0, 1]
+            ) -> Tensor:
+    "Plug-and-play half-quadratic splitting with BM3D as the denoiser (fast profile) and a decreasing denoiser strength."
+    y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
+    noise_std = check_float(noise_std, 'noise_std', 0, lo_open=True); sigma_max = check_float(sigma_max, 'sigma_max', noise_std)
+    n_iter, cg_iters = check_int(n_iter, 'n_iter', 1), check_int(cg_iters, 'cg_iters', 1)
+    with torch.no_grad():
+        Aty = op.A_adjoint(y)
+        x = tv_reconstruct(y, op, default_lambda('tv', op)) if x0 is None else x0.detach().to(y)
+        z = x
+        for s in torch.logspace(math.log10(sigma_max), math.log10(noise_std), n_iter, dtype=torch.float64).tolist():
+            a = lam * noise_std**2 / s**2
+            x = batched_cg(lambda v: op.A_adjoint(op.A(v)) + a*v, Aty + a*z, cg_iters, x0=x)
+            z = _bm3d_batch(x, s, fast=True)
+    return _finish(z, clamp)
+
 # %% ../nbs/04_baselines.ipynb #56dde794
 DEFAULT_LAMBDAS = {  # tuned at noise 0.05 on eval_images(16, seed=1), unnormalised operators (see the sweep below)
     'tikhonov':   {'denoise': 0.005, 'inpaint': 0.01, 'block': 0.01, 'cs': 0.01, 'blur': 0.05, 'downsample': 0.002,
@@ -286,6 +380,7 @@ DEFAULT_LAMBDAS = {  # tuned at noise 0.05 on eval_images(16, seed=1), unnormali
                    'tomo': 0.03, 'limited_tomo': 0.02, 'default': 0.02},
     'l1_wavelet': {'denoise': 0.03, 'inpaint': 0.01, 'block': 0.03, 'cs': 0.05, 'blur': 0.01, 'downsample': 0.01,
                    'tomo': 0.05, 'limited_tomo': 0.05, 'default': 0.03},
+    'pnp_bm3d':   {'default': 1.0},   # DPIR's data weight; tuned per problem in the benchmarks
 }
 
 def default_lambda(method:str, # a method with a weight: 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet'
@@ -297,20 +392,31 @@ def default_lambda(method:str, # a method with a weight: 'tikhonov', 'tv', 'l1_d
     return d.get(operator_name(op), d['default'])
 
 # %% ../nbs/04_baselines.ipynb #122eb2be
-BASELINES = ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet')
+BASELINES = ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'biharmonic', 'bm3d', 'pnp_bm3d')
 _FUNCS = {'adjoint': adjoint_recon, 'least_squares': least_squares, 'tikhonov': tikhonov, 'tv': tv_reconstruct,
-          'l1_dct': l1_dct, 'l1_wavelet': l1_wavelet}
+          'l1_dct': l1_dct, 'l1_wavelet': l1_wavelet, 'biharmonic': biharmonic, 'bm3d': bm3d_denoise, 'pnp_bm3d': pnp_bm3d}
+WEIGHTED = ('tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'bm3d', 'pnp_bm3d')   # `lam` is their weight (the noise std for bm3d)
+
+def applicable(method:str, # one of `BASELINES`
+               op:LinearOperator, # the forward operator
+              ) -> bool:
+    "Whether a classical method applies to an operator (biharmonic needs inpainting, bm3d denoising)."
+    check_choice(method, 'method', BASELINES)
+    if method == 'biharmonic': return isinstance(op, Inpainting)
+    if method == 'bm3d': return operator_name(op) == 'denoise'
+    return True
 
 def baseline_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
                          op:LinearOperator, # the forward operator
                          method:str='tv', # one of `BASELINES`
-                         lam:float|None=None, # weight for tikhonov, tv, l1_*; None: `default_lambda(method, op)`
-                         **kw, # options of the method's function (n_iter, tol, clamp, ...)
+                         lam:float|None=None, # the method's weight (for bm3d the noise std); None: `default_lambda(method, op)` (bm3d: estimated)
+                         **kw, # options of the method's function (n_iter, tol, clamp, noise_std, ...)
                         ) -> Tensor:
     "Reconstruct images (B, *op.in_shape) from `y` with a classical method, by name."
     check_choice(method, 'method', BASELINES)
     if method in DEFAULT_LAMBDAS: return _FUNCS[method](y, op, default_lambda(method, op) if lam is None else lam, **kw)
-    if lam is not None: raise ValueError(f"lam is not used by method {method!r}; only {list(DEFAULT_LAMBDAS)} take a weight")
+    if method == 'bm3d': return bm3d_denoise(y, op, lam, **kw)
+    if lam is not None: raise ValueError(f"lam is not used by method {method!r}; only {list(WEIGHTED)} take a weight")
     return _FUNCS[method](y, op, **kw)
 
 # %% ../nbs/04_baselines.ipynb #dcc8c192

@@ -13,8 +13,9 @@ from .operators import LinearOperator, make_operator, OPERATORS
 # %% auto #0
 __all__ = ['BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'TARGET_SETTINGS', 'QUICK_SETTINGS', 'TUNING_DIR',
            'SOFT_TV_WEIGHTS', 'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
-           'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS',
-           'bench_operator', 'sparse_weight', 'soft_tv_weights', 'Cell', 'quality_grid']
+           'STRONG_BASELINES', 'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TARGET_LEVELS',
+           'TARGET_GENERATORS', 'GRIDS', 'CLASSICAL_TUNING', 'bench_operator', 'sparse_weight', 'soft_tv_weights',
+           'Cell', 'quality_grid', 'tuned_problems', 'classical_settings', 'tune_classical', 'classical_methods']
 
 # %% ../nbs/16_bench_settings.ipynb #4191de52
 BENCH_NOISE = 0.05
@@ -95,6 +96,7 @@ OPERATOR_LEVELS = {'fmnist': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14)
                    'shapes': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
                               ('tomo', 10), ('denoise', 0.1))}
 TABLE_BASELINES = ('adjoint', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet')
+STRONG_BASELINES = ('biharmonic', 'bm3d', 'pnp_bm3d')   # where they apply (see `baselines.applicable` and `classical_methods`)
 TABLE_GENERATORS = {'fmnist': (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'),
                                ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation')),
                     'shapes': (('vae-shapes-8', 'csgm'), ('wgan-shapes-8', 'csgm'), ('vae-shapes-8', 'sparse_deviation'),
@@ -128,20 +130,76 @@ def quality_grid(quick:bool=False, # a tiny grid (2 operators, 1 generator) for 
     "The list of cells of `bench quality`, in the order they run."
     check_choice(grid, 'grid', GRIDS)
     if grid == 'targets' and not quick:
-        return ([Cell('targets', 'fmnist', o, l, '', b) for o, l in TARGET_LEVELS for b in TABLE_BASELINES] +
+        return ([Cell('targets', 'fmnist', o, l, '', b) for o, l in TARGET_LEVELS for b in classical_methods('fmnist', o, l)] +
                 [Cell('targets', 'fmnist', o, l, g, m) for g, m in TARGET_GENERATORS for o, l in TARGET_LEVELS])
     if grid == 'msweep' and not quick:
-        return ([Cell('msweep', 'fmnist', 'cs', m, '', b) for m in MSWEEP_M for b in MSWEEP_BASELINES] +
+        return ([Cell('msweep', 'fmnist', 'cs', m, '', b) for m in MSWEEP_M for b in classical_methods('fmnist', 'cs', m, MSWEEP_BASELINES)] +
                 [Cell('msweep', 'fmnist', 'cs', m, g, meth) for g, meth in MSWEEP_GENERATORS for m in MSWEEP_M])
     if quick:
         gen = f'vae-{dataset}-8'
         return [Cell(e, dataset, o, l, g, m) for e, o, l in (('msweep', 'cs', 50), ('operators', 'inpaint', 0.25))
                 for g, m in (('', 'tv'), ('', 'l1_dct'), (gen, 'csgm'), (gen, 'sparse_deviation'))]
-    cells = [Cell('msweep', 'fmnist', 'cs', m, '', b) for m in MSWEEP_M for b in MSWEEP_BASELINES]
-    cells += [Cell('operators', ds, o, l, '', b) for ds, lv in OPERATOR_LEVELS.items() for o, l in lv for b in TABLE_BASELINES]
+    cells = [Cell('msweep', 'fmnist', 'cs', m, '', b) for m in MSWEEP_M for b in classical_methods('fmnist', 'cs', m, MSWEEP_BASELINES)]
+    cells += [Cell('operators', ds, o, l, '', b) for ds, lv in OPERATOR_LEVELS.items() for o, l in lv for b in classical_methods(ds, o, l)]
     cells += [Cell('msweep', 'fmnist', 'cs', m, g, meth) for g, meth in MSWEEP_GENERATORS for m in MSWEEP_M]
     for ds in ('fmnist', 'shapes'):
         cells += [Cell('operators', ds, o, l, g, meth) for g, meth in TABLE_GENERATORS[ds] for o, l in OPERATOR_LEVELS[ds]]
     cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_EXTRA for o, l in EXTRA_LEVELS]
     cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_TV for o, l in OPERATOR_LEVELS['fmnist']]
     return cells
+
+# %% ../nbs/16_bench_settings.ipynb #94a2e822
+import json
+from torch import Tensor
+from .baselines import applicable
+
+CLASSICAL_TUNING = TUNING_DIR/'classical_tuning.csv'
+
+def tuned_problems() -> list[tuple]:
+    "(dataset, operator, level) of every problem of the benchmark grids: the targets first, then the tables and the sweep."
+    probs = [('fmnist', o, l) for o, l in TARGET_LEVELS] + [('fmnist', o, l) for o, l in OPERATOR_LEVELS['fmnist']]
+    probs += [('fmnist', 'cs', m) for m in MSWEEP_M] + [('shapes', o, l) for o, l in OPERATOR_LEVELS['shapes']]
+    return list(dict.fromkeys((d, o, float(l)) for d, o, l in probs))
+
+def _classical_tuning(path=None) -> dict:
+    "(dataset, operator, level, method) -> (best settings, mean PSNR on the tuning images)."
+    path = CLASSICAL_TUNING if path is None else path
+    best = {}
+    if not Path(path).is_file(): return best
+    for r in read_csv(path):
+        k = (r['dataset'], r['operator'], float(r['level']), r['method'])
+        if k not in best or r['psnr_mean'] > best[k][1]: best[k] = (json.loads(r['settings']), r['psnr_mean'])
+    return best
+
+def classical_settings(method:str, # a classical method (`baselines.BASELINES`)
+                       operator:str, # the problem's operator
+                       level:float, # its level
+                       dataset:str='fmnist', # the problem's data set
+                      ) -> dict:
+    "Keyword arguments of `baseline_reconstruct` tuned for a benchmark problem ({} when untuned: the library defaults)."
+    return dict(_classical_tuning().get((dataset, operator, float(level), method), ({}, None))[0])
+
+def tune_classical(x:Tensor, # ground-truth images (N, C, H, W)
+                   y:Tensor, # their measurements
+                   op:LinearOperator, # the forward operator
+                   method:str, # a classical method
+                   grid:list, # keyword settings to try, e.g. [{'lam': 0.01}, {'lam': 0.02}]
+                  ) -> list[tuple[dict, float]]:
+    "Mean PSNR of `method` with each setting of `grid` on (x, y), best first."
+    from genprior_nb.baselines import baseline_reconstruct
+    from genprior_nb.metrics import psnr
+    scores = [(dict(kw), psnr(baseline_reconstruct(y, op, method, **kw), x).mean().item()) for kw in grid]
+    return sorted(scores, key=lambda s: -s[1])
+
+def classical_methods(dataset:str, # the problem's data set
+                      operator:str, # its operator
+                      level:float, # its level
+                      methods:tuple=TABLE_BASELINES, # the cheap baselines of this grid
+                      margin:float=1.0, # PnP-BM3D runs when its tuned score is within this many dB of the best
+                     ) -> list[str]:
+    "The classical methods that get a benchmark cell for a problem (applicable ones; PnP-BM3D only if it is competitive)."
+    op, _ = bench_operator(operator, level)
+    out = [m for m in tuple(methods) + ('biharmonic', 'bm3d') if applicable(m, op)]
+    tuned = {m: v[1] for (d, o, l, m), v in _classical_tuning().items() if (d, o, l) == (dataset, operator, float(level))}
+    if tuned and tuned.get('pnp_bm3d', -1e9) >= max(tuned.values()) - margin: out.append('pnp_bm3d')
+    return out
