@@ -377,7 +377,8 @@ def load_images(source, # a folder or image file, a .npy/.npz file, an array or 
                 names = list(arr.files)
                 if key is None and len(names) != 1: raise ValueError(f"{p} holds the arrays {names}; choose one with key=")
                 if key is not None and key not in names: raise ValueError(f"key {key!r} is not in {p}; it holds {names}")
-                arr = arr[key or names[0]]
+                try: arr = arr[key or names[0]]
+                except ValueError as e: raise ValueError(f"{p}: array {key or names[0]!r} is not a plain numeric array ({e})") from None
             batch, name = arr, str(p)
         else: items = _read_file(p)
     elif isinstance(source, (Tensor, np.ndarray)):

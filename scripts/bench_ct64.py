@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 nohup .venv/bin/python scripts/bench_ct64.py > runs/bench_ct64.log 2>&1 &
     .venv/bin/python scripts/bench_ct64.py --report      # tables from the cells done so far
+    .venv/bin/python scripts/bench_ct64.py --classical   # FBP, Tikhonov and TV only (minutes)
 
 Problems: parallel-beam tomography with 10, 20 and 30 angles over [0, 180) degrees and 30 angles over [0, 90)
 (limited angle), Gaussian noise of 1% and 5% of each sinogram's range (experiments `ct64-noise1`, `ct64-noise5`).
@@ -38,11 +39,11 @@ SIZE, N_IMAGES, N_VAL = 64, 256, 16
 PROBLEMS = [('tomo', 10), ('tomo', 20), ('tomo', 30), ('limited_tomo', 90)]
 NOISES = (0.01, 0.05)                  # std as a fraction of each sinogram's range
 GENERATORS = ('vae-ellipses-32', 'wgan-ellipses-32')
-CSGM = dict(steps=150, lr=0.05, prune=1/3)      # restarts: 2 (VAE: FBP-encoder start + 1 prior draw), 3 (WGAN)
-JOINT_STEPS = 60
+CSGM = dict(steps=120, lr=0.05, prune=1/3)      # restarts: 2 (VAE: FBP-encoder start + 1 prior draw), 3 (WGAN)
+JOINT_STEPS = 50
 GRIDS = {'fbp': ('ramp', 'hann'), 'tikhonov': (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
-         'tv': (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), 'sparse_deviation': (0.003, 0.01, 0.03, 0.1, 0.3),
-         'soft_b': (0.03, 0.1, 0.3, 1.0, 3.0), 'soft_tv_factor': (0.25, 0.5, 1.0)}
+         'tv': (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), 'sparse_deviation': (0.003, 0.03, 0.3, 3.0),
+         'soft_b': (0.03, 0.3, 3.0), 'soft_tv_factor': (0.25, 0.5, 1.0)}
 
 def operator(name, level):
     return make_operator(name, level, (1, SIZE, SIZE))
@@ -132,15 +133,15 @@ def report():
         if pr: print(paired_table(pr))
     return rows, paired
 
-def main():
+def main(classical_only=False):
     set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
     (OUT/'cells').mkdir(parents=True, exist_ok=True)
     x = eval_images(N_IMAGES, dataset='ellipses', image_size=SIZE)[0]
-    gens = {g: load_pretrained(g) for g in GENERATORS if g in list_pretrained()}
+    gens = {} if classical_only else {g: load_pretrained(g) for g in GENERATORS if g in list_pretrained()}
     tuning = read_csv(OUT/'tuning.csv') if (OUT/'tuning.csv').exists() else []
     for r in tuning: r['best'] = r['best'] in (True, 'True', 1)
-    for frac in NOISES:
-        for name, level in PROBLEMS:
+    for name, level in PROBLEMS:      # problem-major: both noise levels of 10 angles first
+        for frac in NOISES:
             exp = f"ct64-noise{round(frac*100)}"
             cells = [Cell(exp, 'ellipses', name, level, '', m) for m in ('fbp', 'tikhonov', 'tv')]
             cells += [Cell(exp, 'ellipses', name, level, g, m) for g in gens for m in prior_methods(g)]
@@ -168,4 +169,4 @@ def main():
 
 if __name__ == '__main__':
     if sys.argv[1:] == ['--report']: report()
-    else: main()
+    else: main(classical_only=sys.argv[1:] == ['--classical'])   # --classical: FBP, Tikhonov and TV only
