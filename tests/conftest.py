@@ -7,12 +7,26 @@ import pytest
 import torch
 torch.set_num_threads(1)
 
+class Payload:
+    "A crafted pickle: unpickling it runs a shell command that creates `marker` (what safe loading must refuse)."
+    def __init__(self, marker): self.marker = str(marker)
+    def __reduce__(self): return (os.system, (f"touch '{self.marker}'",))
+
+def tiny_generator(kind:str='vae', latent_dim:int=4, width:int=8, seed:int=0, **kw):
+    "A small untrained AE, VAE or WGAN generator in eval mode with frozen weights (tests that need no training)."
+    from genprior_nb.pretrained import MODEL_CLASSES
+    torch.manual_seed(seed)
+    return MODEL_CLASSES[kind](latent_dim, width, **kw).eval().requires_grad_(False)
+
 @pytest.fixture(scope='module')
 def vae():
     "A small untrained VAE (latent 8, width 16), frozen: a generator for analysis tests that need no training."
-    from genprior_nb.vae import VAE
-    torch.manual_seed(0)
-    return VAE(8, width=16).eval().requires_grad_(False)
+    return tiny_generator('vae', 8, 16)
+
+@pytest.fixture(scope='module')
+def tiny_ae():
+    "A small untrained AE (latent 8, width 8), frozen."
+    return tiny_generator('ae', 8, 8)
 
 
 # --browser: run the tests marked `browser` (headless Chromium, see tests/test_docs.py). Without it they are

@@ -10,6 +10,7 @@ import os, sys, gzip, json, shutil, atexit, tempfile, subprocess
 from pathlib import Path
 import pytest
 import torch
+from conftest import Payload, tiny_generator
 from torch import nn
 
 from genprior_nb import data as D, operators as O, vae as V, wgan as W, pretrained as P, latent_opt as L
@@ -24,7 +25,7 @@ atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 # ---------------------------------------------------------------- small shared objects (cheap to build)
 
 torch.manual_seed(0)
-G4 = V.VAE(4, width=8).eval().requires_grad_(False)         # a tiny generator of (1, 28, 28) images
+G4 = tiny_generator('vae', 4, 8)                           # a tiny generator of (1, 28, 28) images
 OP = O.CompressedSensing(20, seed=0)                        # y of shape (B, 20)
 X2 = torch.rand(2, 1, 28, 28)
 Y2 = OP.A(X2)
@@ -40,16 +41,12 @@ def inf_like(t):
 
 # ---------------------------------------------------------------- files: missing, wrong type, crafted pickle
 
-class _Payload:
-    "Unpickling runs a shell command that creates a marker file."
-    def __init__(self, marker): self.marker = str(marker)
-    def __reduce__(self): return (os.system, (f"touch '{self.marker}'",))
 
 MARKER = WORK/'pwned'
 
 def evil_file():
     p = WORK/'evil.pt'
-    if not p.exists(): torch.save({'fc.weight': torch.zeros(1), 'x': _Payload(MARKER)}, p)
+    if not p.exists(): torch.save({'fc.weight': torch.zeros(1), 'x': Payload(MARKER)}, p)
     return p
 
 def text_file():
@@ -305,7 +302,7 @@ case('base/y-wrong-shape', lambda: BL.least_squares(torch.rand(2, 1, 28, 28), OP
 case('base/y-nan', lambda: BL.adjoint_recon(nan_like(Y2), OP), ValueError, 'y contains NaN or inf values')
 case('base/y-empty', lambda: BL.tikhonov(Y2[:0], OP), ValueError, 'y is an empty batch (B = 0)')
 case('base/op-not-operator', lambda: BL.tv_reconstruct(Y2, OP.matrix), TypeError, 'op must be a genprior_nb LinearOperator, got Tensor')
-case('base/unknown-method', lambda: BL.baseline_reconstruct(Y2, OP, 'bm3d'), ValueError, "method must be one of ['adjoint', 'l1_dct', 'l1_wavelet', 'least_squares', 'tikhonov', 'tv'], got 'bm3d'")
+case('base/unknown-method', lambda: BL.baseline_reconstruct(Y2, OP, 'wiener'), ValueError, "method must be one of ['adjoint', 'biharmonic', 'bm3d', 'l1_dct', 'l1_wavelet', 'least_squares', 'pnp_bm3d', 'tikhonov', 'tv'], got 'wiener'")
 case('base/lam-not-used', lambda: BL.baseline_reconstruct(Y2, OP, 'adjoint', lam=0.1), ValueError, "lam is not used by method 'adjoint'")
 case('base/haar-level-too-high', lambda: BL.haar2(X8, level=4), ValueError, 'level must be an integer in [1, 3], got 4')
 case('base/haar-odd-size', lambda: BL.haar2(torch.rand(1, 1, 7, 7)), ValueError, 'a Haar transform needs even image sides, got 7x7')

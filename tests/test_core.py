@@ -3,6 +3,7 @@ import os, io, gzip, pickle, hashlib, random
 import numpy as np
 import pytest
 import torch
+from conftest import Payload
 import fastcore.test as fct
 
 import genprior_nb.core as core
@@ -132,22 +133,18 @@ def test_atomic_write_failure_keeps_old_file_and_no_tmp(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- safe loading
 
-class _Payload:
-    "An object whose unpickling runs a shell command that creates a marker file."
-    def __init__(self, marker): self.marker = str(marker)
-    def __reduce__(self): return (os.system, (f"touch '{self.marker}'",))
 
 def test_payload_is_live(tmp_path):
     "Control: plain unpickling of the payload does run the command, so the refusal test below is meaningful."
     marker = tmp_path/'control_marker'
-    pickle.loads(pickle.dumps(_Payload(marker)))
+    pickle.loads(pickle.dumps(Payload(marker)))
     assert marker.exists()
 
 @pytest.mark.parametrize('fmt', ['torch_zip', 'raw_pickle'])
 def test_malicious_pickle_refused(tmp_path, fmt):
     marker = tmp_path/'pwned'
     p = tmp_path/'evil.pt'
-    payload = {'weights': torch.zeros(2), 'evil': _Payload(marker)}
+    payload = {'weights': torch.zeros(2), 'evil': Payload(marker)}
     if fmt == 'torch_zip': torch.save(payload, p)
     else: p.write_bytes(pickle.dumps(payload, protocol=2))
     with pytest.raises(UnsafeCheckpointError) as e: safe_torch_load(p)

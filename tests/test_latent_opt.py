@@ -2,6 +2,7 @@
 import math
 import pytest
 import torch
+from conftest import tiny_generator
 from torch import nn
 import fastcore.test as fct
 
@@ -142,8 +143,8 @@ def test_early_stopping_and_history(linear_problem):
 
 @pytest.fixture(scope='module')
 def tiny_ae():
-    torch.manual_seed(0)
-    return AE(4, 8).eval().requires_grad_(False)
+    "Latent dimension 4 here (the shared fixture has 8): the initial-latent checks below use it."
+    return tiny_generator('ae', 4, 8)
 
 @pytest.fixture(scope='module')
 def operators():
@@ -207,7 +208,7 @@ def test_soft_constraint_tv_with_b0_is_tv_reconstruct():
     from genprior_nb.baselines import tv_reconstruct
     G, x, op, y = _square_problem()
     r = soft_constraint(y, op, G, b=0.0, tv=0.02, restarts=1, warmup_steps=20, steps=30, pd_iters=4)
-    xt = tv_reconstruct(y, op, 0.01, n_iter=31*4, tol=0, x0=r.extra['warmup'].x)   # tv/2, (steps + 1) x pd_iters steps
+    xt = tv_reconstruct(y, op, 0.01, n_iter=31*4, tol=0, x0=r.extra['warmup'].x, step_ratio=1.)   # tv/2, (steps + 1) x pd_iters steps, the soft constraint's steps
     fct.test_close(r.x, xt, eps=1e-5)
 
 def test_soft_constraint_tv_follows_piecewise_constant_deviation():

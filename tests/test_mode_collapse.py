@@ -3,6 +3,7 @@ import json, math
 import numpy as np
 import pytest
 import torch
+from conftest import Payload
 import fastcore.test as fct
 
 from genprior_nb.mode_collapse import (FMNISTClassifier, load_classifier, classifier_card, predict_proba, embed,
@@ -178,9 +179,7 @@ def test_load_classifier_refuses_mismatched_or_unsafe(tmp_path):
     with pytest.raises(ValueError, match='does not match the FMNISTClassifier architecture'): load_classifier(path=tmp_path/'small.pt')
     torch.save({'not': 'a state dict', 'w': torch.zeros(1)}, tmp_path/'odd.pt')
     with pytest.raises(UnsafeCheckpointError): load_classifier(path=tmp_path/'odd.pt')
-    class Evil:
-        def __reduce__(self): return (print, ('pwned',))
-    torch.save({'x': Evil()}, tmp_path/'evil.pt')
+    torch.save({'x': Payload(tmp_path/'pwned')}, tmp_path/'evil.pt')
     with pytest.raises(UnsafeCheckpointError, match='refused to load'): load_classifier(path=tmp_path/'evil.pt')
 
 def test_report_small_on_real_images():

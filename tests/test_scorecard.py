@@ -13,10 +13,6 @@ from genprior_nb.scorecard import evaluate_generator, scorecard, Scorecard, SCOR
 SMALL = dict(n_images=4, restarts=2, steps=20, n_recovery=3, n_samples=40, progress=False,
              n_pool=64, sizes=(16, 32), n_batches=2, n_emd=20, threshold=3.0)  # a fixed threshold skips the calibration on 60,000 training images
 
-@pytest.fixture(scope='module')
-def tiny_ae():
-    torch.manual_seed(0)
-    return AE(8, 8).eval().requires_grad_(False)
 
 @pytest.mark.parametrize('dataset', ['fmnist', 'shapes'])
 def test_evaluate_generator_small(tiny_ae, dataset):
