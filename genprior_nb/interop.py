@@ -4,12 +4,12 @@
 
 # %% ../nbs/20_interop.ipynb #805e665e
 from __future__ import annotations
-import functools, inspect, math
+import functools, inspect
 import torch
 from torch import nn, Tensor
 from .core import check_int, check_float, check_choice
 from .operators import LinearOperator, _check_in_shape
-from .generators import check_generator, frozen, module_device
+from .generators import check_generator, frozen
 from . import latent_opt
 from .latent_opt import METHODS, reconstruct, initial_latents
 from .latent_opt import _adam_latent, _per_item  # the projection step of `pgd_gan`, shared with `RangeProjectionPrior`
