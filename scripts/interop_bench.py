@@ -2,7 +2,7 @@
 by deepinv's own CSGMGenerator (same generator) and by deepinv's TV, with the same y for everyone.
 
 Runs in the interop venv (deepinv), one torch thread, all methods in one process:
-    OMP_NUM_THREADS=1 .venv-interop/bin/python scripts/interop_bench.py            # 64 images (about an hour on 2 busy cores)
+    OMP_NUM_THREADS=1 .venv-interop/bin/python scripts/interop_bench.py            # 64 images (31 min on 2 shared cores)
     OMP_NUM_THREADS=1 .venv-interop/bin/python scripts/interop_bench.py --n 4 --out /tmp/x   # a quick check
 Writes interop.csv (one row per problem and method), interop_images.csv (per-image PSNR) and interop_run.json
 into --out (default nbs/benchmarks/, read by nbs/20_interop.ipynb).
