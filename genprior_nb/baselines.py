@@ -10,15 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from .core import check_int, check_float, check_choice
-from .operators import LinearOperator, Inpainting, check_problem, operator_name, batched_cg
+from .operators import (LinearOperator, Inpainting, ScaledOperator, ParallelBeamTomography, check_problem,
+                                   operator_name, batched_cg)
 from .metrics import data_misfit
 
 # %% auto #0
 __all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
            'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct',
            'dct_matrix', 'dct2', 'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold',
-           'lasso', 'l1_dct', 'l1_wavelet', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda', 'applicable',
-           'baseline_reconstruct', 'discrepancy_lambda']
+           'lasso', 'l1_dct', 'l1_wavelet', 'fbp', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda',
+           'applicable', 'baseline_reconstruct', 'discrepancy_lambda']
 
 # %% ../nbs/04_baselines.ipynb #9cf035c8
 def _check_problem(y, op):
@@ -319,6 +320,17 @@ def _bm3d_batch(x:Tensor, sigma, fast:bool=False) -> Tensor:
             for c in range(img.shape[0]): out[i, c] = bm3d.bm3d(img[c], s, profile=prof)
     return torch.from_numpy(out).to(x)
 
+def fbp(y:Tensor, # sinograms, shape (B, *op.out_shape)
+        op:LinearOperator, # a `ParallelBeamTomography` (or one scaled by a number)
+        filter:str='ramp', # 'ramp' (Ram-Lak) or 'hann'
+        clamp:bool=True, # clip the result to [0, 1]
+       ) -> Tensor:
+    "Filtered back-projection (the operator's `fbp`), the classical tomography reconstruction."
+    y = _check_problem(y, op)
+    base, scale = (op.op, op.scale) if isinstance(op, ScaledOperator) else (op, 1.)
+    if not isinstance(base, ParallelBeamTomography): raise TypeError(f"fbp needs a ParallelBeamTomography operator, got {op!r}")
+    with torch.no_grad(): return _finish(base.fbp(y / scale, filter), clamp)
+
 def biharmonic(y:Tensor, # measurements of an `Inpainting` operator, (B, C, H, W)
                op:LinearOperator, # an `operators.Inpainting` (random pixels or a block)
                clamp:bool=True, # clip the result to [0, 1]
@@ -392,18 +404,20 @@ def default_lambda(method:str, # a method with a weight: 'tikhonov', 'tv', 'l1_d
     return d.get(operator_name(op), d['default'])
 
 # %% ../nbs/04_baselines.ipynb #122eb2be
-BASELINES = ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'biharmonic', 'bm3d', 'pnp_bm3d')
+BASELINES = ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'fbp', 'biharmonic', 'bm3d', 'pnp_bm3d')
 _FUNCS = {'adjoint': adjoint_recon, 'least_squares': least_squares, 'tikhonov': tikhonov, 'tv': tv_reconstruct,
-          'l1_dct': l1_dct, 'l1_wavelet': l1_wavelet, 'biharmonic': biharmonic, 'bm3d': bm3d_denoise, 'pnp_bm3d': pnp_bm3d}
+          'l1_dct': l1_dct, 'l1_wavelet': l1_wavelet, 'fbp': fbp, 'biharmonic': biharmonic, 'bm3d': bm3d_denoise,
+          'pnp_bm3d': pnp_bm3d}
 WEIGHTED = ('tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'bm3d', 'pnp_bm3d')   # `lam` is their weight (the noise std for bm3d)
 
 def applicable(method:str, # one of `BASELINES`
                op:LinearOperator, # the forward operator
               ) -> bool:
-    "Whether a classical method applies to an operator (biharmonic needs inpainting, bm3d denoising)."
+    "Whether a classical method applies to an operator (fbp needs tomography, biharmonic inpainting, bm3d denoising)."
     check_choice(method, 'method', BASELINES)
     if method == 'biharmonic': return isinstance(op, Inpainting)
     if method == 'bm3d': return operator_name(op) == 'denoise'
+    if method == 'fbp': return isinstance(op.op if isinstance(op, ScaledOperator) else op, ParallelBeamTomography)
     return True
 
 def baseline_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)

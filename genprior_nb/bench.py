@@ -376,4 +376,4 @@ def run_bench(what:str, # 'reconstruct', 'quality' or 'operators'
     check_choice(what, 'what', BENCHMARKS)
     if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device)
     if what == 'quality': return run_quality(out, n_images, quick, device, grid=grid)
-    return bench_operators(n_images, quick)
+    return bench_operators(n_images, quick, out=out)

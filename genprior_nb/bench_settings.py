@@ -199,7 +199,7 @@ def classical_methods(dataset:str, # the problem's data set
                      ) -> list[str]:
     "The classical methods that get a benchmark cell for a problem (applicable ones; PnP-BM3D only if it is competitive)."
     op, _ = bench_operator(operator, level)
-    out = [m for m in tuple(methods) + ('biharmonic', 'bm3d') if applicable(m, op)]
+    out = [m for m in tuple(methods) + ('fbp', 'biharmonic', 'bm3d') if applicable(m, op)]
     tuned = {m: v[1] for (d, o, l, m), v in _classical_tuning().items() if (d, o, l) == (dataset, operator, float(level))}
     if tuned and tuned.get('pnp_bm3d', -1e9) >= max(tuned.values()) - margin: out.append('pnp_bm3d')
     return out

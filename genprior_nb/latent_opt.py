@@ -293,41 +293,85 @@ def soft_constraint(y:Tensor, # measurements
                        {'warmup': warm, 'G_z': G(z).detach()})
 
 # %% ../nbs/10_latent_opt.ipynb #458a5f5e
+def _pgd_chunk(G, op, yc, z0, R, outer, inner, step, lr, k_prune, tol, progress):
+    "PGD-GAN on the B*R codes of one chunk; returns codes (B*R, k), misfit history (T, B*R), rounds run, kept rows or None."
+    z = z0.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    total, k, rows, z_all = outer * inner, 0, None, None
+    with torch.no_grad(): x = G(z); mis = _per_item(op.A(x) - yc)
+    hist, rounds = [mis], 0
+    for it in tqdm(range(outer), disable=not progress, desc='pgd_gan', leave=False):
+        if it == k_prune:  # keep the restart with the lowest data misfit per image; its Adam moments carry on
+            best = mis.view(-1, R).argmin(1)
+            rows = torch.arange(len(best), device=best.device) * R + best
+            state, z_all = opt.state[z], z.detach().clone()
+            z = z_all[rows].clone().requires_grad_(True)
+            opt = torch.optim.Adam([z], lr=lr)
+            opt.state[z] = {key: state[key][rows].clone() if key != 'step' else state[key].clone() for key in ('step', 'exp_avg', 'exp_avg_sq')}
+            x = x[rows]
+        yc_act = yc if rows is None else yc[rows]
+        with torch.no_grad(): w = x + step * op.A_adjoint(yc_act - op.A(x))
+        for _ in range(inner):
+            for g in opt.param_groups: g['lr'] = cosine_lr(lr, k, total)
+            loss = _per_item(G(z) - w).sum()
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); k += 1
+        with torch.no_grad():
+            x_new = G(z); m_act = _per_item(op.A(x_new) - yc_act)
+            change = (x_new - x).flatten(1).norm(dim=1) / x_new.flatten(1).norm(dim=1).clamp_min(1e-8)
+        x, rounds = x_new, it + 1
+        if rows is None: mis = m_act
+        else: mis = hist[-1].clone(); mis[rows] = m_act   # pruned restarts keep their last misfit
+        hist.append(mis)
+        if tol and bool((change < tol).all()): break
+    if rows is not None: z_all[rows] = z.detach(); z = z_all
+    return z.detach(), torch.stack(hist), rounds, rows
+
 @_solver
 def pgd_gan(y:Tensor, # measurements
             op:LinearOperator, # forward operator
             G:nn.Module, # generator
             restarts:int=5, # random restarts (run as one batch)
-            outer:int=10, # gradient + projection rounds
-            inner:int=60, # Adam steps per projection
-            eta:float=0.5, # image-space step, times 1/||A||^2
-            lr:float=0.05, # Adam learning rate of the projection
+            outer:int=60, # gradient + projection rounds
+            inner:int=5, # Adam steps per projection (warm-started: code and Adam moments carry over between rounds)
+            eta:float=1.0, # image-space step, times 1/||A||^2
+            lr:float=0.05, # peak Adam learning rate (one cosine decay over all outer x inner steps)
             seed:int=0, # seed of the restarts
             init='prior', # initialisation of z
             progress:bool=False, # tqdm bar
+            prune:float=0.2, # after this fraction of the rounds keep only the best restart per image (1: never)
+            tol:float=0.0, # stop when every image's x changes by less than tol (relative) in a round (0: off)
+            chunk:int=256, # most problems (images x restarts) per solver pass, as in `csgm`
            ) -> ReconResult:
-    "Projected gradient descent: image-space gradient step, then projection onto the range of G."
+    "Projected gradient descent: image-space gradient step, then a warm-started projection onto the range of G."
     R = check_int(restarts, 'restarts', 1)
     check_int(outer, 'outer', 1); check_int(inner, 'inner', 1); check_float(eta, 'eta', 0, lo_open=True)
+    check_float(lr, 'lr', 0, lo_open=True); check_float(prune, 'prune', 0, 1, lo_open=True)
+    tol = check_float(tol, 'tol', 0); check_int(chunk, 'chunk', 1)
     t0, B = time.time(), len(y)
     yy = y.repeat_interleave(R, 0)
-    z = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
-    with torch.no_grad(): x = G(z); z_start, x_start, misfit_start = z, x, _per_item(op.A(x) - yy)
+    z0 = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
     step = eta / op.norm() ** 2
-    hist = []
-    for it in tqdm(range(outer), disable=not progress, desc='pgd_gan', leave=False):
-        with torch.no_grad(): w = x + step * op.A_adjoint(yy - op.A(x))
-        z, _, _, _ = _adam_latent(lambda zz: _per_item(G(zz) - w), z, inner, lr, inner, False, 0.0, 'project')
-        with torch.no_grad(): x = G(z); hist.append(_per_item(op.A(x) - yy))
-    misfit = hist[-1]
-    worse = misfit > misfit_start  # a few Adam steps are an inexact projection: never return a restart worse than its start
+    k_prune = prune_step(prune, outer) if R > 1 else None
+    per = max(1, chunk // R)
+    zs, hs, ks, rounds = [], [], [], 0
+    for i in range(0, B, per):
+        rc = slice(i * R, min(B, i + per) * R)
+        z, h, n, kept = _pgd_chunk(G, op, yy[rc], z0[rc], R, outer, inner, step, lr, k_prune, tol, progress)
+        zs.append(z); hs.append(h); ks.append(None if kept is None else kept + i * R); rounds = max(rounds, n)
+    T = max(len(h) for h in hs)
+    hist = torch.cat([torch.cat([h, h[-1:].expand(T - len(h), -1)]) for h in hs], 1)
+    z, kept = torch.cat(zs), (None if ks[0] is None else torch.cat(ks))
+    with torch.no_grad(): x = G(z); misfit = _per_item(op.A(x) - yy)
+    worse = misfit > hist[0]  # hist[0] is the misfit at z0: an inexact projection never returns a restart worse than its start
     if worse.any():
-        z, misfit = torch.where(worse[:, None], z_start, z), torch.where(worse, misfit_start, misfit)
-        x = torch.where(worse.view(-1, *[1]*(x.ndim - 1)), x_start, x)
+        z, misfit = torch.where(worse[:, None], z0, z), torch.where(worse, hist[0], misfit)
+        with torch.no_grad(): x = torch.where(worse.view(-1, *[1]*(x.ndim - 1)), G(z0), x)
     m, best = _select_best(misfit, B, R)
+    if kept is not None: best = kept % R   # after pruning only the kept restart converged
     sel = torch.arange(B, device=best.device) * R + best
-    return ReconResult(x[sel], z[sel], m, z.view(B, R, -1), best, torch.stack(hist).view(outer, B, R),
-                       time.time() - t0, 'pgd_gan', outer * inner)
+    passes = (R * k_prune + (rounds - k_prune)) * inner if kept is not None and rounds > k_prune else R * rounds * inner
+    return ReconResult(x[sel], z[sel], m, z.view(B, R, -1), best, hist.view(len(hist), B, R), time.time() - t0,
+                       'pgd_gan', rounds * inner, {'rounds': rounds, 'passes_per_image': passes})
 
 # %% ../nbs/10_latent_opt.ipynb #28e641d7
 def reconstruct(y:Tensor, # measurements (B, *op.out_shape)

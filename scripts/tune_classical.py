@@ -9,7 +9,7 @@ Problems: every problem of the benchmark grids (the quality targets, the Fashion
 the CS sweep). Images: `eval_images(16, seed=1)` of the problem's data set, outside the benchmark subset (as for the
 baselines' defaults and the soft constraint's tuning); noise as in the benchmark. Grids (at most 21 settings, the
 budget of the soft constraint + TV tuning): the weight of Tikhonov, TV, l1-DCT and l1-Haar at 21 log-spaced factors from
-1/8 to 8 times its default; BM3D's noise std at 0.7-1.3 times the true one; PnP-BM3D's data weight lam in
+1/8 to 8 times its default; FBP's filter (Ram-Lak or Hann); BM3D's noise std at 0.7-1.3 times the true one; PnP-BM3D's data weight lam in
 {0.05, 0.1, 0.23, 0.5, 1, 2, 4} (its cost, 30 BM3D passes per image, keeps the grid at 7).
 """
 import os, json, time
@@ -28,6 +28,7 @@ def grid(method, op, noise):
         return [{'lam': round(default_lambda(method, op) * f, 6)} for f in FACTORS]
     if method == 'bm3d': return [{'lam': round(noise * f, 6)} for f in (0.7, 0.85, 1.0, 1.15, 1.3)]
     if method == 'pnp_bm3d': return [{'lam': l, 'noise_std': noise} for l in (0.05, 0.1, 0.23, 0.5, 1.0, 2.0, 4.0)]
+    if method == 'fbp': return [{'filter': f} for f in ('ramp', 'hann')]
     return []
 
 if __name__ == '__main__':
@@ -39,7 +40,7 @@ if __name__ == '__main__':
         if ds not in images: images[ds] = eval_images(16, seed=1, dataset=ds)[0]
         x = images[ds]
         op, noise = bench_operator(name, level); y = op.measure(x, noise, seed=0)
-        for method in ('tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'bm3d', 'pnp_bm3d'):
+        for method in ('tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'fbp', 'bm3d', 'pnp_bm3d'):
             if (ds, name, float(level), method) in done or not applicable(method, op): continue
             t0 = time.time(); settings = grid(method, op, noise)
             scores = tune_classical(x, y, op, method, settings)

@@ -302,7 +302,7 @@ case('base/y-wrong-shape', lambda: BL.least_squares(torch.rand(2, 1, 28, 28), OP
 case('base/y-nan', lambda: BL.adjoint_recon(nan_like(Y2), OP), ValueError, 'y contains NaN or inf values')
 case('base/y-empty', lambda: BL.tikhonov(Y2[:0], OP), ValueError, 'y is an empty batch (B = 0)')
 case('base/op-not-operator', lambda: BL.tv_reconstruct(Y2, OP.matrix), TypeError, 'op must be a genprior_nb LinearOperator, got Tensor')
-case('base/unknown-method', lambda: BL.baseline_reconstruct(Y2, OP, 'wiener'), ValueError, "method must be one of ['adjoint', 'biharmonic', 'bm3d', 'l1_dct', 'l1_wavelet', 'least_squares', 'pnp_bm3d', 'tikhonov', 'tv'], got 'wiener'")
+case('base/unknown-method', lambda: BL.baseline_reconstruct(Y2, OP, 'wiener'), ValueError, "method must be one of ['adjoint', 'biharmonic', 'bm3d', 'fbp', 'l1_dct', 'l1_wavelet', 'least_squares', 'pnp_bm3d', 'tikhonov', 'tv'], got 'wiener'")
 case('base/lam-not-used', lambda: BL.baseline_reconstruct(Y2, OP, 'adjoint', lam=0.1), ValueError, "lam is not used by method 'adjoint'")
 case('base/haar-level-too-high', lambda: BL.haar2(X8, level=4), ValueError, 'level must be an integer in [1, 3], got 4')
 case('base/haar-odd-size', lambda: BL.haar2(torch.rand(1, 1, 7, 7)), ValueError, 'a Haar transform needs even image sides, got 7x7')

@@ -11,7 +11,7 @@ from genprior_nb.baselines import (adjoint_recon, least_squares, tikhonov, tv_re
                                    image_gradient, image_gradient_adjoint, dct_matrix, dct2, idct2, haar2, ihaar2,
                                    max_haar_level, soft_threshold, lasso, l1_dct, l1_wavelet, BASES, BASELINES,
                                    DEFAULT_LAMBDAS, default_lambda, baseline_reconstruct, discrepancy_lambda,
-                                   applicable, biharmonic, bm3d_denoise, pnp_bm3d, TVPrimalDual, tv_step_ratio)
+                                   applicable, fbp, biharmonic, bm3d_denoise, pnp_bm3d, TVPrimalDual, tv_step_ratio)
 from genprior_nb.operators import (CompressedSensing, Identity, RandomInpainting, GaussianBlur, make_operator, OPERATORS,
                                    operator_name)
 from genprior_nb.metrics import psnr, data_misfit
@@ -116,9 +116,9 @@ def test_lasso_optimality_compressed_sensing(small_cs):
 
 def test_registry_defaults_and_errors(small_cs):
     op, x, y, _ = small_cs
-    fct.test_eq(BASELINES, ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'biharmonic', 'bm3d', 'pnp_bm3d'))
+    fct.test_eq(BASELINES, ('adjoint', 'least_squares', 'tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'fbp', 'biharmonic', 'bm3d', 'pnp_bm3d'))
     fct.test_fail(lambda: baseline_reconstruct(y, op, 'wiener'),
-                  contains="method must be one of ['adjoint', 'biharmonic', 'bm3d', 'l1_dct', 'l1_wavelet', 'least_squares', 'pnp_bm3d', 'tikhonov', 'tv'], got 'wiener'")
+                  contains="method must be one of ['adjoint', 'biharmonic', 'bm3d', 'fbp', 'l1_dct', 'l1_wavelet', 'least_squares', 'pnp_bm3d', 'tikhonov', 'tv'], got 'wiener'")
     fct.test_fail(lambda: baseline_reconstruct(y, op, 'biharmonic'), contains='biharmonic needs an Inpainting operator')
     fct.test_fail(lambda: baseline_reconstruct(y, op, 'bm3d'), contains='bm3d denoises: op must be the identity')
     fct.test_fail(lambda: baseline_reconstruct(y[:, :10], op, 'tv'), contains='y must have shape (B, 60)')
@@ -228,3 +228,13 @@ def test_tv_converges_at_the_default_cap(name, level, lam):
     d = (psnr(xs, x) - psnr(ref, x)).abs().max().item()
     assert d < 0.02, (pd.iterations, d)
     fct.test_eq(tv_reconstruct(y, op, lam), xs)
+
+def test_fbp_baseline_is_the_operators_fbp_and_applies_to_tomography_only():
+    from genprior_nb.operators import ParallelBeamTomography, LimitedAngleTomography
+    x = eval_images(2, seed=1)[0]
+    op = ParallelBeamTomography(30); y = op.measure(x, 0.05, seed=0)
+    fct.test_eq(baseline_reconstruct(y, op, 'fbp', clamp=False), op.fbp(y))
+    fct.test_close(fbp(y * 2, 2 * op, clamp=False), op.fbp(y), eps=1e-5)   # a scaled operator: the scale is divided out
+    assert psnr(fbp(y, op, 'hann'), x).mean() > psnr(adjoint_recon(y, op, clamp=True), x).mean()
+    assert applicable('fbp', LimitedAngleTomography(10)) and not applicable('fbp', CompressedSensing(50))
+    fct.test_fail(lambda: fbp(CompressedSensing(50).measure(x), CompressedSensing(50)), contains='fbp needs a ParallelBeamTomography operator')

@@ -143,7 +143,7 @@ def test_sparse_deviation_properties(gen, kind, B, restarts, seed, noise, steps,
 def test_pgd_gan_properties(gen, kind, B, restarts, seed, noise, outer, inner, eta):
     G = _G(gen, seed); op, x, y = _problem(G, kind, B, seed, noise)
     res = pgd_gan(y, op, G, restarts=restarts, outer=outer, inner=inner, eta=eta, seed=seed)
-    assert res.misfit.shape == (B, restarts) and res.history.shape == (outer, B, restarts)
+    assert res.misfit.shape == (B, restarts) and res.history.shape == (outer + 1, B, restarts)   # the start, then every round
     _check(res, op, y, B, G.latent_dim, _start_misfit(G, op, y, restarts, seed))
 
 @settings(max_examples=5, **SETTINGS)
