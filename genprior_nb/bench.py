@@ -16,6 +16,7 @@ from .core import check_int, check_choice, get_device, atomic_write_bytes, write
 from .data import eval_images, save_figure
 from .operators import LinearOperator, CompressedSensing, RandomInpainting, OPERATORS, make_operator
 from .generators import module_device
+from .train import current_shard
 from .pretrained import load_pretrained, list_pretrained
 from .latent_opt import reconstruct, csgm, prune_step
 from .baselines import baseline_reconstruct
@@ -197,7 +198,7 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
                 device:str|None=None, # torch device (default: best available)
                 cells:list[Cell]|None=None, # the cells (default `quality_grid(quick, grid=grid)`)
                 grid:str='full', # 'full' or 'targets', see `quality_grid`
-                shard:tuple=(0, 1), # (i, k): run only the cells with index % k == i (for parallel workers)
+                shard:tuple|None=None, # (i, k): run only the cells with index % k == i; None: torchrun's (rank, world size), else (0, 1)
                 progress:bool=True, # tqdm bar over cells
                 verbose:bool=True, # print tables
                ) -> list[dict]:
@@ -211,7 +212,7 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
             try: eval_images(1, dataset='fmnist')
             except FileNotFoundError: ds = 'shapes'
         cells = quality_grid(quick, ds, grid)
-    i_shard, k_shard = shard
+    i_shard, k_shard = tuple(current_shard()) if shard is None else shard   # under torchrun each rank takes its share of the cells
     mine = [c for j, c in enumerate(cells) if j % k_shard == i_shard]
     settings = lambda c: (QUICK_SETTINGS if quick else QUALITY_SETTINGS if c.experiment == 'msweep' else
                           TARGET_SETTINGS if c.experiment == 'targets' else TABLE_SETTINGS)

@@ -126,3 +126,11 @@ def test_paired_comparison(tmp_path):
     fct.test_close(pr[0]['psnr_diff_ci'], 4.3027 * sd / 3**0.5, eps=1e-3)   # t(0.975, 2 dof) = 4.3027
     cell('c', '', 'tv', [19., 20., 19.], images=(0, 1, 3))
     fct.test_fail(lambda: paired_comparison(tmp_path, aggregate(tmp_path)), contains='cells a and c hold different images')
+
+def test_torchrun_ranks_split_the_grid(tmp_path, monkeypatch):
+    "Under torchrun ($RANK, $WORLD_SIZE) run_quality takes the cells whose index modulo the world size is the rank."
+    cells = quality_grid(quick=True)[:4]
+    monkeypatch.setenv('RANK', '1'); monkeypatch.setenv('WORLD_SIZE', '2')
+    run_quality(tmp_path, cells=[c for c in cells if not c.generator], progress=False, verbose=False)
+    mine = [c for c in cells if not c.generator][1::2]
+    fct.test_eq(sorted(f.stem for f in (tmp_path/'cells').glob('*.csv')), sorted(c.key for c in mine))
