@@ -7,12 +7,12 @@ from __future__ import annotations
 import functools, inspect
 import torch
 from torch import nn, Tensor
-from .core import check_int, check_float, check_choice
+from .core import check_int, check_float, check_choice, cosine_lr
 from .operators import LinearOperator, _check_in_shape
 from .generators import check_generator, frozen
 from . import latent_opt
 from .latent_opt import METHODS, reconstruct, initial_latents
-from .latent_opt import _adam_latent, _per_item  # the projection step of `pgd_gan`, shared with `RangeProjectionPrior`
+from .latent_opt import _per_item
 
 # %% auto #0
 __all__ = ['DEEPINV_EXTRA', 'deepinv_available', 'DeepinvOperator', 'from_deepinv', 'to_deepinv', 'DeepinvGenerator']
@@ -210,26 +210,32 @@ def _make_GenerativeReconstructor():
 def _make_RangeProjectionPrior():
     dinv = _deepinv()
     class RangeProjectionPrior(dinv.optim.Prior):
-        "deepinv `Prior` whose `prox` is the projection onto the range of G, x -> G(argmin_z ||G(z) - x||^2), warm-started."
+        "deepinv `Prior` whose `prox` projects onto the range of G, x -> G(argmin_z ||G(z) - x||^2), by warm-started Adam steps as in `pgd_gan`."
         def __init__(self, G:nn.Module, # a genprior_nb generator
-                     inner:int=60, # Adam steps per projection
-                     lr:float=0.05, # peak Adam learning rate (cosine decay within each projection)
+                     inner:int=5, # Adam steps per projection
+                     lr:float=0.05, # peak Adam learning rate
+                     rounds:int=60, # projections the learning-rate schedule spans (one cosine decay over rounds x inner steps)
                      seed:int=0, # seed of the starting codes
                     ):
             super().__init__()
             check_generator(G)
-            self.inner, self.lr, self.seed = check_int(inner, 'inner', 1), check_float(lr, 'lr', 0, lo_open=True), check_int(seed, 'seed', 0)
+            self.inner, self.lr = check_int(inner, 'inner', 1), check_float(lr, 'lr', 0, lo_open=True)
+            self.rounds, self.seed = check_int(rounds, 'rounds', 1), check_int(seed, 'seed', 0)
             self.__dict__['G'] = G
             self.explicit_prior, self.z = False, None
         def init(self, y:Tensor, physics=None) -> Tensor:
-            "deepinv `custom_init`: seeded starting codes z0 (as `pgd_gan` draws them, one restart) and x0 = G(z0)."
-            self.z = initial_latents(self.G, len(y), 1, self.seed).flatten(0, 1)
+            "deepinv `custom_init`: seeded codes z0 (as `pgd_gan` draws them, one restart), a fresh Adam state, and x0 = G(z0)."
+            self.z = initial_latents(self.G, len(y), 1, self.seed).flatten(0, 1).requires_grad_(True)
+            self._opt, self._k = torch.optim.Adam([self.z], lr=self.lr), 0
             with torch.no_grad(), frozen(self.G): return self.G(self.z)
         def prox(self, x:Tensor, *args, gamma:float=1.0, **kwargs) -> Tensor:
-            "Project `x` (B, C, H, W) onto the range of G from the codes of the last call (seeded draws for a new batch)."
+            "Project `x` (B, C, H, W) onto the range of G: `inner` Adam steps from the last call's code and moments (a new batch starts afresh)."
             if self.z is None or len(self.z) != len(x): self.init(x)
-            w = x.detach()
+            w, total = x.detach(), self.rounds * self.inner
             with frozen(self.G), torch.enable_grad():
-                self.z = _adam_latent(lambda zz: _per_item(self.G(zz) - w), self.z, self.inner, self.lr, self.inner, False, 0.0, 'project')[0]
+                for _ in range(self.inner):   # the inner loop of `pgd_gan`, one projection at a time
+                    for g in self._opt.param_groups: g['lr'] = cosine_lr(self.lr, self._k, total)
+                    loss = _per_item(self.G(self.z) - w).sum()
+                    self._opt.zero_grad(set_to_none=True); loss.backward(); self._opt.step(); self._k += 1
                 with torch.no_grad(): return self.G(self.z)
     return RangeProjectionPrior

@@ -176,12 +176,17 @@ def test_pgd_gan_through_deepinvs_pgd_matches_pgd_gan(G, x):
     "deepinv's PGD with the range-projection prior iterates PGD-GAN (explicit settings: independent of pgd_gan's defaults)."
     op = make_operator('inpaint', 0.25)
     y = op.measure(x, 0.05, seed=2)
-    outer, inner, eta, lr, seed = 10, 30, 0.5, 0.05, 0
-    ref = pgd_gan(y, op, G, restarts=1, outer=outer, inner=inner, eta=eta, lr=lr, seed=seed)
-    prior = RangeProjectionPrior(G, inner=inner, lr=lr, seed=seed)
+    outer, inner, eta, lr, seed = 20, 5, 1.0, 0.05, 0
+    ref = pgd_gan(y, op, G, restarts=1, outer=outer, inner=inner, eta=eta, lr=lr, seed=seed, tol=0.0)
+    prior = RangeProjectionPrior(G, inner=inner, lr=lr, rounds=outer, seed=seed)
     model = dinv.optim.PGD(prior=prior, data_fidelity=dinv.optim.L2(), stepsize=eta / op.norm()**2, max_iter=outer,
                            early_stop=False, custom_init=prior.init)
     out = model(y, to_deepinv(op))
     p_ref, p_out = psnr(ref.x, x).mean().item(), psnr(out.clamp(0, 1), x).mean().item()
     assert abs(p_ref - p_out) < 0.1, (p_ref, p_out)
     assert p_out > psnr(prior.init(y), x).mean().item() + 1   # and it did something: far better than its start
+    # a different schedule is a different iteration: the match is not a coincidence of two converged runs
+    other = RangeProjectionPrior(G, inner=inner, lr=lr, rounds=4*outer, seed=seed)
+    out2 = dinv.optim.PGD(prior=other, data_fidelity=dinv.optim.L2(), stepsize=eta / op.norm()**2, max_iter=outer,
+                          early_stop=False, custom_init=other.init)(y, to_deepinv(op))
+    assert (out2 - ref.x).abs().max() > 10 * (out - ref.x).abs().max()
