@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_validity.ipynb #7dcb1779
 from __future__ import annotations
-import os, sys, json, math, time, shlex, shutil, platform, subprocess
+import os, sys, json, math, time, shlex, shutil, platform, subprocess, warnings, functools
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,8 +13,13 @@ from .core import check_int, check_float, check_choice, atomic_write_bytes, writ
 
 # %% auto #0
 __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS', 'FAMILY_ORDER', 'VALIDITY_METHODS', 'N_RECON',
-           'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
-           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'run_family']
+           'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'EXTRA_CRITERIA', 'LOG_CRITERIA', 'SKIP_CRITERIA', 'SCARCE',
+           'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
+           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'run_family', 'spearman',
+           'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems', 'measurement_fraction',
+           'load_results', 'family_table', 'correlation_table', 'fit_predictor', 'predict', 'loo_predictions',
+           'fit_family', 'predict_quality', 'score_generator', 'score_report', 'paired_gain',
+           'plot_predicted_vs_actual', 'plot_tradeoff']
 
 # %% ../nbs/23_validity.ipynb #a908d26f
 FAMILY_TRAIN = dict(data='fmnist', width=32, batch_size=64, seed=0, ckpt_every=100)   # shared by every member
@@ -190,3 +195,391 @@ def run_family(runs:str|Path='runs/validity', # folder of the training runs and 
         done.append(m['name'])
         _log(f"{m['name']} done in {time.time() - t0:.0f} s (repr PSNR {ev['repr_psnr']:.2f} dB)", log)
     return done
+
+# %% ../nbs/23_validity.ipynb #9dc21387
+def spearman(x, # values (..., G): the last axis holds the generators
+             y, # values (..., G), broadcast against x
+            ) -> np.ndarray:
+    "Spearman's rank correlation along the last axis (average ranks for ties; NaN where either side is constant)."
+    from scipy.stats import rankdata
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape[-1] != y.shape[-1]: raise ValueError(f"x and y must have the same last axis, got {x.shape} and {y.shape}")
+    if x.shape[-1] < 2: raise ValueError(f"spearman needs at least 2 values along the last axis, got {x.shape[-1]}")
+    rx, ry = rankdata(x, axis=-1), rankdata(y, axis=-1)
+    rx, ry = rx - rx.mean(-1, keepdims=True), ry - ry.mean(-1, keepdims=True)
+    den = np.sqrt((rx**2).sum(-1) * (ry**2).sum(-1))
+    with np.errstate(invalid='ignore', divide='ignore'): return np.where(den > 0, (rx*ry).sum(-1) / np.where(den > 0, den, 1), np.nan)
+
+# %% ../nbs/23_validity.ipynb #9672f962
+def bootstrap_spearman(x, # criterion values (G,) or (C, G): one row per criterion
+                       y, # per-image PSNR (G, N) of the same generators on the same N images
+                       n_boot:int=2000, # bootstrap replicates
+                       level:float=0.95, # confidence level of the percentile interval
+                       resample:str='both', # 'images', 'generators' or 'both'
+                       seed:int=0, # seed of the draws
+                      ) -> dict:
+    "Spearman's ρ between criteria and mean PSNR, with a percentile bootstrap interval over images and/or generators."
+    check_choice(resample, 'resample', ('images', 'generators', 'both'))
+    n_boot = check_int(n_boot, 'n_boot', 1); level = check_float(level, 'level', 0, 1, lo_open=True, hi_open=True)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if y.ndim != 2: raise ValueError(f"y must be per-image values (G, N), got shape {y.shape}")
+    G, N = y.shape
+    if x.shape[-1] != G: raise ValueError(f"x has {x.shape[-1]} generators, y has {G}")
+    if G < 3: raise ValueError(f"a rank correlation needs at least 3 generators, got {G}")
+    rng = np.random.default_rng(seed)
+    gi = rng.integers(0, G, (n_boot, G)) if resample != 'images' else np.broadcast_to(np.arange(G), (n_boot, G))
+    if resample == 'generators': yb = y.mean(1)[None].repeat(n_boot, 0)
+    else: yb = rng.multinomial(N, np.full(N, 1 / N), size=n_boot) @ y.T / N   # (B, G): image i drawn w_i times, the same draw for every generator
+    yb = np.take_along_axis(yb, gi, 1)
+    xb = x[..., gi]   # (..., B, G)
+    rho = spearman(xb, yb)
+    q = 100 * (1 - level) / 2
+    with warnings.catch_warnings():   # a criterion constant in every replicate has no interval (NaN)
+        warnings.simplefilter('ignore', RuntimeWarning)
+        lo, hi = np.nanpercentile(rho, q, axis=-1), np.nanpercentile(rho, 100 - q, axis=-1)
+    return dict(rho=spearman(x, y.mean(1)), lo=lo, hi=hi, replicates=rho, valid=np.isfinite(rho).mean(-1))
+
+# %% ../nbs/23_validity.ipynb #c2ae395b
+EXTRA_CRITERIA = (('density', 'density (k=5)', 'high', '{:.2f}'), ('coverage', 'coverage (k=5)', 'high', '{:.2f}'))
+LOG_CRITERIA = ('restarts_95', 'fd', 's50')   # taken on a log scale
+SKIP_CRITERIA = ('support',)   # a monotone function of s50
+
+def criteria_rows() -> list[tuple]:
+    "(key, label, better) of every criterion the analysis uses, in scorecard order."
+    from genprior_nb.scorecard import SCORE_ROWS
+    return [(k, lab, better) for k, lab, better, _ in tuple(SCORE_ROWS) + EXTRA_CRITERIA if k not in SKIP_CRITERIA and better]
+
+def oriented(key:str, # a criterion key
+             value:float, # its value in an `evaluate_generator` result
+             better:str, # 'high', 'low' or 'one'
+            ) -> float:
+    "A criterion value on the analysis scale: log where heavy-tailed, signed so that higher is better."
+    v = float('nan') if value is None else float(value)
+    if better == 'one': return -abs(math.log(v)) if v > 0 else float('nan')
+    if key in LOG_CRITERIA: v = math.log(v) if v > 0 else float('nan')
+    return v if better == 'high' else -v
+
+def criteria_matrix(evals:dict, # name -> `evaluate_generator` result
+                    names:list, # generators, in order
+                   ) -> tuple[list, np.ndarray]:
+    "The criteria known for every generator and not constant across them, and their oriented values (C, G)."
+    rows = [r for r in criteria_rows() if all(evals[n].get(r[0]) is not None for n in names)]
+    X = np.array([[oriented(k, evals[n][k], b) for n in names] for k, _, b in rows]).reshape(len(rows), len(names))
+    keep = [j for j in range(len(rows)) if np.isfinite(X[j]).all() and np.ptp(X[j]) > 1e-9 * max(1.0, np.abs(X[j]).max())]
+    return [rows[j] for j in keep], X[keep]
+
+# %% ../nbs/23_validity.ipynb #7fc16f4a
+def problems() -> list[tuple]:
+    "The target problems (operator, level) in `TARGET_LEVELS` order."
+    from genprior_nb.bench_settings import TARGET_LEVELS
+    return [(o, float(l)) for o, l in TARGET_LEVELS]
+
+@functools.lru_cache(maxsize=None)
+def measurement_fraction(operator:str, # a target problem's operator
+                         level:float, # its level
+                        ) -> float:
+    "Measurements per pixel of a target problem (the kept fraction for inpainting, m/n otherwise)."
+    from genprior_nb.bench_settings import bench_operator
+    if operator == 'inpaint': return float(level)
+    op, _ = bench_operator(operator, level)
+    return math.prod(op.out_shape) / math.prod(op.in_shape)
+
+SCARCE = 0.3   # problems with fewer measurements per pixel count as "data scarce"
+
+def load_results(results:str|Path='benchmarks/validity', # the stored results folder
+                ) -> dict:
+    "The stored family: manifest rows, evaluations and per-image PSNR (problem, method) -> {name: array (N,)} of every finished cell."
+    results = Path(results)
+    man = {r['name']: r for r in read_csv(results/'manifest.csv')} if (results/'manifest.csv').is_file() else {}
+    evals = {f.stem: json.loads(f.read_text()) for f in sorted((results/'scores').glob('*.json'))}
+    psnr = {}
+    for f in sorted((results/'recon').glob('*.csv')):
+        by = {}
+        for r in read_csv(f): by.setdefault((r['operator'], float(r['level']), r['method']), []).append((r['image'], r['psnr']))
+        for k, v in by.items(): psnr.setdefault(k, {})[f.stem] = np.array([p for _, p in sorted(v)])
+    return dict(manifest=man, evals=evals, psnr=psnr)
+
+def family_table(res:dict, # `load_results`
+                 problem:tuple, # (operator, level)
+                 method:str, # 'csgm' or 'soft_constraint_tv'
+                 names:list|None=None, # generators (default: every scored one with this cell)
+                ) -> tuple[list, list, np.ndarray, np.ndarray]:
+    "(names, criteria rows, criteria (C, G), per-image PSNR (G, N)) of the generators scored and reconstructed on one cell."
+    cell = res['psnr'].get((problem[0], float(problem[1]), method), {})
+    names = [n for n in (names or _order(res)) if n in cell and n in res['evals']]
+    if not names: return [], [], np.zeros((0, 0)), np.zeros((0, 0))
+    n_img = min(len(cell[n]) for n in names)
+    rows, X = criteria_matrix(res['evals'], names)
+    return names, rows, X, np.stack([cell[n][:n_img] for n in names])
+
+def _order(res):
+    "Generator names: the manifest's order, then any others."
+    man = [n for n in res['manifest'] if n in res['evals']]
+    return man + sorted(n for n in res['evals'] if n not in man)
+
+# %% ../nbs/23_validity.ipynb #97524e30
+def correlation_table(res:dict, # `load_results`
+                      n_boot:int=2000, # bootstrap replicates
+                      resample:str='both', # what the bootstrap resamples
+                      seed:int=0, # seed of the draws
+                      min_generators:int=4, # cells with fewer generators are left out
+                     ) -> list[dict]:
+    "Per problem, method and criterion: Spearman's ρ with mean PSNR across the family and its bootstrap interval."
+    out = []
+    for prob in problems():
+        for m in VALIDITY_METHODS:
+            names, rows, X, Y = family_table(res, prob, m)
+            if len(names) < min_generators: continue
+            bs = bootstrap_spearman(X, Y, n_boot, resample=resample, seed=seed)
+            for j, (k, lab, _) in enumerate(rows):
+                out.append(dict(operator=prob[0], level=prob[1], method=m, criterion=k, label=lab, generators=len(names),
+                                images=Y.shape[1], rho=float(bs['rho'][j]), lo=float(bs['lo'][j]), hi=float(bs['hi'][j]),
+                                fraction=measurement_fraction(*prob)))
+    return out
+
+# %% ../nbs/23_validity.ipynb #785b7d65
+RIDGE_LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+def _fit_single(X, y):
+    "Index of the criterion with the largest |Pearson r| with y, and its least-squares line (intercept, slope)."
+    ok = [j for j in range(len(X)) if np.isfinite(X[j]).all() and X[j].std() > 0]
+    if not ok or y.std() == 0: return None, (float(y.mean()), 0.0)
+    r = [abs(np.corrcoef(X[j], y)[0, 1]) for j in ok]
+    j = ok[int(np.argmax(r))]
+    slope, icpt = np.polyfit(X[j], y, 1)
+    return j, (float(icpt), float(slope))
+
+def _ridge(Z, y, lam):
+    "Ridge weights (intercept separate, Z centred) and the leave-one-out residuals of the fit (hat-matrix formula)."
+    G = len(y); A = Z.T @ Z + lam * np.eye(Z.shape[1])
+    w = np.linalg.solve(A, Z.T @ (y - y.mean()))
+    H = Z @ np.linalg.solve(A, Z.T) + 1 / G
+    e = (y - y.mean() - Z @ w) / np.clip(1 - np.diag(H), 1e-9, None)
+    return w, e
+
+def _fit_ridge(X, y, lambdas=RIDGE_LAMBDAS):
+    "Ridge on standardised criteria, penalty by inner leave-one-out: dict with mean, std, weights, intercept, lambda."
+    ok = np.array([np.isfinite(X[j]).all() and X[j].std() > 0 for j in range(len(X))])
+    mu, sd = X[ok].mean(1), X[ok].std(1)
+    Z = ((X[ok] - mu[:, None]) / sd[:, None]).T
+    lam = min(lambdas, key=lambda l: float((_ridge(Z, y, l)[1]**2).mean()))
+    w, _ = _ridge(Z, y, lam)
+    return dict(use=np.flatnonzero(ok), mean=mu, std=sd, weights=w, intercept=float(y.mean()), lam=float(lam))
+
+def _predict_ridge(fit, x):
+    return float(fit['intercept'] + ((x[fit['use']] - fit['mean']) / fit['std']) @ fit['weights'])
+
+def fit_predictor(X:np.ndarray, # oriented criteria (C, G)
+                  y:np.ndarray, # mean PSNR (G,)
+                  kind:str='single', # 'single' (best criterion, least squares), 'ridge' (all criteria) or 'mean'
+                 ) -> dict:
+    "A predictor of mean PSNR from criteria, fitted on these generators; `predict(fit, x)` applies it to criteria (C,)."
+    check_choice(kind, 'kind', ('single', 'ridge', 'mean'))
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if kind == 'mean' or len(y) < 3: return dict(kind='mean', intercept=float(y.mean()))
+    if kind == 'single':
+        j, (a, b) = _fit_single(X, y)
+        return dict(kind='single', criterion=j, intercept=a, slope=b)
+    return dict(kind='ridge', **_fit_ridge(X, y))
+
+def predict(fit:dict, # a `fit_predictor` result
+            x:np.ndarray, # oriented criteria (C,) of one generator, in the same order
+           ) -> float:
+    "The mean PSNR a fitted predictor expects for a generator with criteria x."
+    if fit['kind'] == 'mean' or (fit['kind'] == 'single' and fit['criterion'] is None): return fit['intercept']
+    if fit['kind'] == 'single': return fit['intercept'] + fit['slope'] * float(x[fit['criterion']])
+    return _predict_ridge(fit, np.asarray(x, dtype=np.float64))
+
+def loo_predictions(X:np.ndarray, # oriented criteria (C, G)
+                    y:np.ndarray, # mean PSNR (G,)
+                    kind:str='single', # see `fit_predictor`
+                   ) -> tuple[np.ndarray, list]:
+    "Leave-one-generator-out predictions (G,) and the criterion each fold chose ('single'; else None)."
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    G = len(y); pred, chosen = np.empty(G), []
+    for g in range(G):
+        keep = np.arange(G) != g
+        fit = fit_predictor(X[:, keep], y[keep], kind)
+        pred[g] = predict(fit, X[:, g]); chosen.append(fit.get('criterion'))
+    return pred, chosen
+
+# %% ../nbs/23_validity.ipynb #e64f4af2
+FIT_COLUMNS = ('operator', 'level', 'method', 'kind', 'criteria', 'params', 'generators', 'loo_rmse', 'loo_rho', 'mean_rmse',
+               'psnr_min', 'psnr_max')
+
+def _jsonable(fit, rows):
+    "A fitted predictor as plain JSON (criterion keys instead of indices)."
+    keys = [k for k, _, _ in rows]
+    if fit['kind'] == 'mean': return [], dict(intercept=fit['intercept'])
+    if fit['kind'] == 'single':
+        return [keys[fit['criterion']]] if fit['criterion'] is not None else [], dict(intercept=fit['intercept'], slope=fit['slope'])
+    use = [keys[j] for j in fit['use']]
+    return use, dict(intercept=fit['intercept'], mean=fit['mean'].tolist(), std=fit['std'].tolist(), weights=fit['weights'].tolist(),
+                     lam=fit['lam'])
+
+def fit_family(res:dict, # `load_results`
+               min_generators:int=5, # cells with fewer generators get no predictor
+              ) -> list[dict]:
+    "Per problem and method: the predictor (single criterion or ridge, whichever has the smaller leave-one-out error), fitted on the whole family (`FIT_COLUMNS`)."
+    out = []
+    for prob in problems():
+        for m in VALIDITY_METHODS:
+            names, rows, X, Y = family_table(res, prob, m)
+            if len(names) < min_generators: continue
+            y = Y.mean(1)
+            loo = {k: loo_predictions(X, y, k)[0] for k in ('single', 'ridge', 'mean')}
+            rmse = {k: float(np.sqrt(((p - y)**2).mean())) for k, p in loo.items()}
+            kind = min(('single', 'ridge'), key=rmse.get)
+            crit, params = _jsonable(fit_predictor(X, y, kind), rows)
+            out.append(dict(operator=prob[0], level=prob[1], method=m, kind=kind, criteria=json.dumps(crit), params=json.dumps(params),
+                            generators=len(names), loo_rmse=rmse[kind], loo_rho=float(spearman(loo[kind], y)),
+                            mean_rmse=rmse['mean'], psnr_min=float(y.min()), psnr_max=float(y.max())))
+    return out
+
+def predict_quality(evaluation:dict, # an `evaluate_generator` result (Fashion-MNIST, default sizes)
+                    fit:str|Path|list|None=None, # `fit_family` rows or their CSV (default: the shipped tuning/validity_fit.csv)
+                   ) -> list[dict]:
+    "Mean reconstruction PSNR expected per target problem and method from a generator's criteria, ± the family's leave-one-out RMS error."
+    from genprior_nb.bench_settings import TUNING_DIR
+    rows = read_csv(TUNING_DIR/'validity_fit.csv' if fit is None else fit) if not isinstance(fit, list) else fit
+    better = {k: b for k, _, b in criteria_rows()}
+    out = []
+    for r in rows:
+        crit, p = json.loads(r['criteria']), json.loads(r['params'])
+        x = np.array([oriented(k, evaluation.get(k), better[k]) for k in crit])
+        if not np.isfinite(x).all(): pred = float('nan')
+        elif r['kind'] == 'single' and crit: pred = p['intercept'] + p['slope'] * x[0]
+        elif r['kind'] == 'ridge': pred = p['intercept'] + float(((x - np.array(p['mean'])) / np.array(p['std'])) @ np.array(p['weights']))
+        else: pred = p['intercept']
+        out.append(dict(operator=r['operator'], level=float(r['level']), method=r['method'], kind=r['kind'], predicted=float(pred), pm=float(r['loo_rmse']),
+                        criteria=crit, family_min=float(r['psnr_min']), family_max=float(r['psnr_max']), generators=int(r['generators'])))
+    return out
+
+# %% ../nbs/23_validity.ipynb #7e82545f
+def score_generator(source:str|Path, # a shipped model's name, or a model you trained (its --out folder or model.pt)
+                    data:str|Path|None=None, # test images: a built-in data set or your own images (None: the model's training data)
+                    device:str|None=None, # torch device (None: cpu)
+                    progress:bool=True, # tqdm bar over the criteria
+                    fit:str|Path|list|None=None, # predictors (default: the shipped tuning/validity_fit.csv)
+                    **kw, # more `evaluate_generator` settings (the predictions assume the defaults)
+                   ) -> dict:
+    "Scorecard of one generator and, for a Fashion-MNIST 28x28 generator, its predicted reconstruction quality."
+    from genprior_nb.pretrained import list_pretrained, load_pretrained, model_card
+    from genprior_nb.scorecard import evaluate_generator
+    from genprior_nb.data import DATASETS, load_source
+    from genprior_nb.bench_settings import TUNING_DIR
+    name = str(source)
+    if isinstance(source, str) and source in list_pretrained(): G, trained_on = load_pretrained(source, device), model_card(source)['data']
+    elif Path(source).exists():
+        from genprior_nb.pretrained import load_model
+        G = load_model(source, device); p = Path(source); rec = (p if p.is_dir() else p.parent)/'train.json'
+        trained_on = json.loads(rec.read_text()).get('data', 'fmnist') if rec.is_file() else 'fmnist'
+    else:
+        raise ValueError(f"source must be a shipped model ({', '.join(list_pretrained())}) or the path of a model you trained, got {name!r}")
+    data = trained_on if data is None else data
+    shape = tuple(getattr(G, 'image_shape', (1, 28, 28)))
+    if isinstance(data, str) and data in DATASETS: test = data
+    else: test = load_source(data, 'test', image_size=shape[1], channels=shape[0])
+    ev = evaluate_generator(G, test, progress=progress, **kw)
+    out = dict(name=name, data=str(data), image_shape=shape, evaluation=ev, predictions=None, note=None)
+    fit_file = TUNING_DIR/'validity_fit.csv' if fit is None else fit
+    if not (isinstance(test, str) and test == 'fmnist') or shape != (1, 28, 28): out['note'] = 'no prediction: the predictors were fitted on Fashion-MNIST 28x28 reconstructions'
+    elif kw: out['note'] = f"no prediction: the predictors assume evaluate_generator's default sizes, not {kw}"
+    elif not isinstance(fit_file, list) and not Path(fit_file).is_file(): out['note'] = f"no prediction: {fit_file} does not exist (run scripts/validity_fit.py)"
+    else: out['predictions'] = predict_quality(ev, fit_file)
+    return out
+
+def _source(r):
+    "What a prediction is made from, in words."
+    if r['kind'] == 'ridge': return f"ridge on {len(r['criteria'])} criteria"
+    return f"from {r['criteria'][0]}" if r['criteria'] else 'the family mean'
+
+def score_report(result:dict, # a `score_generator` result
+                ) -> str:
+    "The text `genprior score` prints: the scorecard rows, then the predicted PSNR per problem and method."
+    from genprior_nb.scorecard import Scorecard
+    from genprior_nb.bench_report import problem_label
+    t = Scorecard({result['name']: result['evaluation']}).table()[1:]
+    w = max(len(r[0]) for r in t)
+    lines = [f"scorecard of {result['name']} (test images: {result['data']})"] + [f"  {r[0]:<{w}s}  {r[1].replace('**', '')}" for r in t]
+    if result['predictions']:
+        p = result['predictions']
+        lines += ['', f"predicted mean PSNR on 128 Fashion-MNIST evaluation images (noise 0.05), ± the leave-one-generator-out RMS error "
+                      f"of a fit to {p[0]['generators']} generators:"]
+        for r in p:
+            rng = f"family {r['family_min']:.1f}-{r['family_max']:.1f}"
+            out = ' (outside the family range: extrapolated)' if not r['family_min'] - r['pm'] <= r['predicted'] <= r['family_max'] + r['pm'] else ''
+            lines.append(f"  {problem_label(r['operator'], r['level']):34s} {r['method']:19s} {r['predicted']:6.2f} ± {r['pm']:.2f} dB  "
+                         f"({rng}; {_source(r)}){out}")
+    if result['note']: lines += ['', result['note']]
+    return '\n'.join(lines)
+
+# %% ../nbs/23_validity.ipynb #a39c91eb
+def paired_gain(res:dict, # `load_results`
+               ) -> list[dict]:
+    "Per generator and problem: soft constraint + TV minus csgm, paired per image (mean, 95% CI, fraction of images where it is better)."
+    from genprior_nb.metrics import mean_ci
+    out = []
+    for prob in problems():
+        a, b = res['psnr'].get((*prob, 'csgm'), {}), res['psnr'].get((*prob, 'soft_constraint_tv'), {})
+        for n in _order(res):
+            if n not in a or n not in b: continue
+            d = b[n] - a[n]; m, ci = mean_ci(d)
+            out.append(dict(generator=n, operator=prob[0], level=prob[1], csgm=float(a[n].mean()), soft_tv=float(b[n].mean()),
+                            gain=m, gain_ci=ci, better_fraction=float((d > 0).mean())))
+    return out
+
+def plot_predicted_vs_actual(res:dict, # `load_results`
+                             method:str, # 'csgm' or 'soft_constraint_tv'
+                             kind:str='single', # the predictor (`fit_predictor`)
+                            ):
+    "Leave-one-generator-out predicted against actual mean PSNR, one panel per target problem, markers by model type."
+    import matplotlib.pyplot as plt
+    from genprior_nb.bench_report import problem_label
+    probs = problems()
+    fig, axs = plt.subplots(1, len(probs), figsize=(2.3 * len(probs), 2.6))
+    style = {'vae': ('o', 'C0'), 'wgan': ('s', 'C3'), 'ae': ('^', 'C2')}
+    for ax, prob in zip(np.atleast_1d(axs), probs):
+        names, rows, X, Y = family_table(res, prob, method)
+        ax.set_title(problem_label(*prob).replace(', ', '\n'), fontsize=8)
+        if len(names) < 4: ax.text(0.5, 0.5, 'too few\ngenerators', ha='center', va='center', transform=ax.transAxes); continue
+        y = Y.mean(1); p, _ = loo_predictions(X, y, kind)
+        for n, a, b in zip(names, p, y):
+            mk, c = style.get(n.split('-')[0], ('x', 'k'))
+            ax.scatter(a, b, marker=mk, color=c, s=18, alpha=0.4 if '-s' in n.split('-k')[-1] else 1)
+        lo, hi = min(p.min(), y.min()) - 0.3, max(p.max(), y.max()) + 0.3
+        ax.plot([lo, hi], [lo, hi], 'k:', lw=0.8); ax.set_xlim(lo, hi); ax.set_ylim(lo, hi)
+        ax.text(0.04, 0.96, f"ρ {spearman(p, y):.2f}\nRMSE {np.sqrt(((p - y)**2).mean()):.2f}", transform=ax.transAxes, va='top', fontsize=7)
+        ax.tick_params(labelsize=7)
+    np.atleast_1d(axs)[0].set_ylabel('actual PSNR (dB)', fontsize=8)
+    fig.supxlabel(f'predicted PSNR (dB), leave-one-generator-out, {kind} predictor, {method}', fontsize=8)
+    handles = [plt.Line2D([], [], marker=m, color=c, ls='') for m, c in style.values()]
+    fig.legend(handles, [k.upper() if k != 'wgan' else 'WGAN-GP' for k in style], loc='upper right', fontsize=7, ncol=3)
+    fig.tight_layout()
+    return fig
+
+def plot_tradeoff(res:dict, # `load_results`
+                  problem:tuple|None=None, # (operator, level) of the PSNR panels (None: the mean over every target problem)
+                 ):
+    "Latent-dimension trade-off: representation PSNR, optimisation success and reconstruction PSNR against k, per model type."
+    import matplotlib.pyplot as plt
+    man = res['manifest']
+    fig, axs = plt.subplots(1, 4, figsize=(12, 2.8))
+    panels = [('repr_psnr', 'representation PSNR (dB)'), ('p_best_1', 'P(one restart reaches the best)')]
+    style = {'vae': ('o-', 'C0', 'VAE'), 'wgan': ('s-', 'C3', 'WGAN-GP'), 'ae': ('^', 'C2', 'AE')}
+    def psnr_of(n, m):
+        cells = [res['psnr'].get((*p, m), {}).get(n) for p in ([problem] if problem else problems())]
+        return float(np.mean([c.mean() for c in cells])) if all(c is not None for c in cells) else np.nan
+    for model, (fmt, c, lab) in style.items():
+        ms = sorted([r for r in man.values() if r['model'] == model and r['role'] == 'final' and r['name'] in res['evals']],
+                    key=lambda r: r['latent_dim'])
+        if not ms: continue
+        k = [r['latent_dim'] for r in ms]
+        for ax, (key, _) in zip(axs[:2], panels): ax.plot(k, [res['evals'][r['name']][key] for r in ms], fmt, color=c, label=lab, ms=4)
+        for ax, m in zip(axs[2:], VALIDITY_METHODS): ax.plot(k, [psnr_of(r['name'], m) for r in ms], fmt, color=c, label=lab, ms=4)
+    where = 'mean over the target problems' if problem is None else f"{problem[0]} {problem[1]:g}"
+    for ax, t in zip(axs, [p[1] for p in panels] + [f'csgm PSNR (dB), {where}', f'soft constraint + TV PSNR (dB), {where}']):
+        ax.set_xscale('log', base=2); ax.set_xlabel('latent dimension k'); ax.set_title(t, fontsize=8); ax.tick_params(labelsize=7)
+    axs[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
