@@ -13,9 +13,9 @@ from .core import check_int, check_float, check_choice, atomic_write_bytes, writ
 
 # %% auto #0
 __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS', 'FAMILY_ORDER', 'VALIDITY_METHODS', 'N_RECON',
-           'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'EXTRA_CRITERIA', 'LOG_CRITERIA', 'SKIP_CRITERIA', 'SCARCE',
-           'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
-           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'run_family', 'spearman',
+           'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'STORED_WEIGHTS', 'EXTRA_CRITERIA', 'LOG_CRITERIA', 'SKIP_CRITERIA',
+           'SCARCE', 'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
+           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights', 'run_family', 'spearman',
            'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems', 'measurement_fraction',
            'load_results', 'family_table', 'correlation_table', 'fit_predictor', 'predict', 'loo_predictions',
            'fit_family', 'predict_quality', 'score_generator', 'score_report', 'paired_gain',
@@ -173,6 +173,18 @@ def recon_member(name:str, # the member's name
     write_csv(Path(results)/'recon'/f'{name}.csv', rows, RECON_COLUMNS)
     return rows
 
+STORED_WEIGHTS = ('vae-k8',)   # members whose weights are kept with the results (the reproduction check); the rest: their commands
+
+def store_weights(runs:str|Path='runs/validity', # folder of the training runs
+                  results:str|Path='nbs/benchmarks/validity', # the results folder (weights/<name>.pt is written)
+                 ) -> list[Path]:
+    "Copy the weights of the `STORED_WEIGHTS` members that are trained into the results folder."
+    out = []
+    for n in STORED_WEIGHTS:
+        src, dst = Path(runs)/n/'model.pt', Path(results)/'weights'/f'{n}.pt'
+        if src.is_file() and (Path(runs)/n/'train.json').is_file(): out.append(atomic_write_bytes(dst, src.read_bytes()))
+    return out
+
 def run_family(runs:str|Path='runs/validity', # folder of the training runs and cell files
                results:str|Path='nbs/benchmarks/validity', # folder of the stored results
                names:list|None=None, # only these members (default: all, in training order)
@@ -192,6 +204,7 @@ def run_family(runs:str|Path='runs/validity', # folder of the training runs and 
         if recon: recon_member(m['name'], G, results, runs/'cells', log=log)
         rows = [manifest_row(x) for x in family_members(runs) if (Path(x['run'])/'model.pt').is_file()]
         write_csv(results/'manifest.csv', rows, MANIFEST_COLUMNS)
+        store_weights(runs, results)
         done.append(m['name'])
         _log(f"{m['name']} done in {time.time() - t0:.0f} s (repr PSNR {ev['repr_psnr']:.2f} dB)", log)
     return done

@@ -4,7 +4,7 @@
 
 Reads nbs/benchmarks/validity/ (written by scripts/validity_run.py), writes genprior_nb/tuning/validity_fit.csv (package
 data: the predictor of each target problem and method, with its leave-one-generator-out error),
-nbs/benchmarks/validity/correlations.csv and the figures under nbs/benchmarks/validity/figures/. Seconds.
+nbs/benchmarks/validity/correlations.csv, the weights of STORED_WEIGHTS and the figures under nbs/benchmarks/validity/figures/. Seconds.
 """
 import os
 from pathlib import Path
@@ -12,7 +12,7 @@ from genprior_nb.core import write_csv, set_cpu_threads
 from genprior_nb.data import save_figure
 from genprior_nb.bench_settings import TUNING_DIR
 from genprior_nb.validity import (load_results, fit_family, correlation_table, plot_predicted_vs_actual, plot_tradeoff,
-                                  FIT_COLUMNS, VALIDITY_METHODS)
+                                  store_weights, FIT_COLUMNS, VALIDITY_METHODS)
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT/'nbs'/'benchmarks'/'validity'
@@ -20,6 +20,7 @@ CORR_COLUMNS = ('operator', 'level', 'method', 'criterion', 'label', 'generators
 
 if __name__ == '__main__':
     set_cpu_threads(1)
+    for p in store_weights(ROOT/'runs'/'validity', RES): print('->', p)
     res = load_results(RES)
     fit = fit_family(res)
     if not fit: raise SystemExit('fewer than 5 generators with reconstruction results: nothing to fit yet')
