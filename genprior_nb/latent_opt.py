@@ -4,21 +4,22 @@
 
 # %% ../nbs/10_latent_opt.ipynb #d8a069d8
 from __future__ import annotations
-import math, time
+import math, time, contextlib
 from dataclasses import dataclass, field
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-import functools
+import functools, inspect
 from .core import check_int, check_float, check_choice, cosine_lr
 from .operators import LinearOperator, check_problem, batched_cg
-from .generators import check_generator, module_device, frozen
+from .generators import check_generator, module_device, frozen, autocast_generator
 from .baselines import basis_transforms, soft_threshold  # shared with the classical l1 baselines
 from .baselines import TVPrimalDual, tv_norm  # the TV term of `soft_constraint`
 
 # %% auto #0
-__all__ = ['METHODS', 'ReconResult', 'initial_latents', 'prune_step', 'csgm', 'sparse_deviation', 'soft_constraint', 'pgd_gan',
-           'reconstruct']
+__all__ = ['METHODS', 'SOLVER_PRECISIONS', 'COMPILE_MODES', 'CPU_CHUNK', 'ReconResult', 'initial_latents', 'default_precision',
+           'solver_precision', 'problem_bytes', 'cuda_free_bytes', 'default_chunk', 'prune_step', 'csgm',
+           'sparse_deviation', 'soft_constraint', 'pgd_gan', 'reconstruct']
 
 # %% ../nbs/10_latent_opt.ipynb #ac7369de
 METHODS = ('csgm', 'sparse_deviation', 'soft_constraint', 'pgd_gan')
@@ -54,11 +55,17 @@ def _check_problem(y, op, G):
 def _per_item(v:Tensor) -> Tensor: return v.flatten(1).pow(2).sum(1)
 
 def _solver(fn):
-    "Check the problem, then run the solver with G in eval mode without parameter gradients; the caller's modes and flags come back."
+    """Check the problem, then run the solver with G in eval mode without parameter gradients, its passes in the
+    solver's `precision` (see `solver_precision`); the caller's modes, flags and settings come back."""
+    sig = inspect.signature(fn)
     @functools.wraps(fn)
     def run(y, op, G, *args, **kw):
         _check_problem(y, op, G)
-        with frozen(G): return fn(y, op, G, *args, **kw)
+        ba = sig.bind(y, op, G, *args, **kw); ba.apply_defaults()
+        precision = ba.arguments['precision']
+        with frozen(G), solver_precision(G, precision) as Gp:
+            ba.arguments.update(G=Gp, precision='fp32')   # already applied: inner solvers (warm-ups) change nothing more
+            return fn(*ba.args, **ba.kwargs)
     return run
 
 # %% ../nbs/10_latent_opt.ipynb #32baa68c
@@ -85,37 +92,135 @@ def initial_latents(G, # the generator
         with torch.no_grad(): z0[:, 0] = G.encode(op.A_adjoint(y).clamp(0, 1))
     return z0
 
+# %% ../nbs/10_latent_opt.ipynb #1a437291
+SOLVER_PRECISIONS = ('fp32', 'tf32', 'bf16')
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs', 'aot_eager')
+CPU_CHUNK = 256   # problems per pass off CUDA (measured fastest on a CPU)
+_MAX_ELEMENTS = 2**31 - 1   # kernels index tensors with 32-bit integers
+
+def default_precision(device:str|torch.device, # the device the solver runs on
+                     ) -> str:
+    "'tf32' on CUDA (TF32 matmuls and convolutions), 'fp32' elsewhere."
+    return 'tf32' if torch.device(device).type == 'cuda' else 'fp32'
+
+@contextlib.contextmanager
+def solver_precision(G:nn.Module, # the generator
+                     precision:str|None=None, # 'fp32', 'tf32', 'bf16', or None for `default_precision` of G's device
+                    ):
+    "Yield the generator to use for passes in `precision`: `G` itself ('fp32', 'tf32' with TF32 on for CUDA inside the block) or `G` under bf16 autocast."
+    dev = module_device(G)
+    precision = default_precision(dev) if precision is None else check_choice(precision, 'precision', SOLVER_PRECISIONS)
+    if precision == 'bf16': yield autocast_generator(G, 'bf16'); return
+    if precision == 'fp32' or dev.type != 'cuda': yield G; return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try: yield G
+    finally: torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+def _saved_per_problem(G, op) -> tuple[int, int]:
+    "(bytes, elements of the largest tensor) that autograd saves per code for the backward pass of ||A G(z) - y||^2."
+    dev = module_device(G)
+    def probe(n):
+        total, big = 0, 0
+        def pack(t):
+            nonlocal total, big
+            total += t.numel() * t.element_size(); big = max(big, t.numel()); return t
+        z = torch.zeros(n, G.latent_dim, device=dev, requires_grad=True)
+        y = torch.zeros((n,) + tuple(op.out_shape), device=dev)
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): _per_item(op.A(G(z)) - y).sum()
+        return total, big
+    (t2, _), (t4, b4) = probe(2), probe(4)   # the difference drops what every batch saves alike (the weights)
+    return max(0, t4 - t2) // 2, max(1, b4 // 4)
+
+def problem_bytes(G:nn.Module, # the generator (as the solver uses it: a bf16 wrapper saves bf16 activations)
+                  op:LinearOperator, # the forward operator
+                 ) -> int:
+    "Device memory one problem (one code) of a solver pass needs, in bytes: twice what autograd saves for its backward pass, plus its image and measurement four times over."
+    saved, _ = _saved_per_problem(G, op)
+    return 2 * saved + 16 * (math.prod(op.in_shape) + math.prod(op.out_shape))
+
+def cuda_free_bytes(device:str|torch.device, # a CUDA device
+                   ) -> int:
+    "Memory a new allocation can use on a CUDA device: the driver's free memory plus what torch's caching allocator holds unused."
+    dev = torch.device(device)
+    return torch.cuda.mem_get_info(dev)[0] + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+
+def default_chunk(G:nn.Module, # the generator, on the device the solver runs on
+                  op:LinearOperator, # the forward operator
+                  fraction:float=0.5, # share of the free CUDA memory the problems of one pass may take
+                  device:str|torch.device|None=None, # the device the solver runs on (None: G's)
+                 ) -> int:
+    "Most problems (images x restarts) per solver pass: `CPU_CHUNK` off CUDA; on CUDA as many as `fraction` of the free memory holds."
+    dev = module_device(G) if device is None else torch.device(device)
+    if dev.type != 'cuda': return CPU_CHUNK
+    check_float(fraction, 'fraction', 0, 1, lo_open=True)
+    per, big = problem_bytes(G, op), _saved_per_problem(G, op)[1]
+    return max(1, min(int(fraction * cuda_free_bytes(dev)) // per, _MAX_ELEMENTS // big))
+
+_COMPILED = {}
+def _compile_mode(compile, device) -> str|None:
+    "The torch.compile mode that `compile` asks for on `device` (None: eager); checks the argument."
+    if compile is False or compile is None: return None
+    if compile is True: return 'reduce-overhead' if torch.device(device).type == 'cuda' else 'default'
+    return check_choice(compile, 'compile', COMPILE_MODES)
+
+def _compiled(fn, mode:str|None):
+    "`fn` itself (mode None) or its compiled version for `mode`, built once per (fn, mode); shapes are static (one graph per shape)."
+    if mode is None: return fn
+    if (fn, mode) not in _COMPILED:
+        _COMPILED[fn, mode] = (torch.compile(fn, backend='aot_eager', dynamic=False) if mode == 'aot_eager' else
+                               torch.compile(fn, mode=mode, dynamic=False))
+    return _COMPILED[fn, mode]
+
+def _graphs(mode, device) -> bool:
+    "Whether the compiled functions run as CUDA graphs (their outputs are overwritten by the next call)."
+    return mode in ('reduce-overhead', 'max-autotune') and torch.device(device).type == 'cuda'
+
+def _fused(fused, device) -> bool:
+    "Fused Adam: on CUDA by default, where asked elsewhere."
+    return torch.device(device).type == 'cuda' if fused is None else bool(fused)
+
 # %% ../nbs/10_latent_opt.ipynb #7d56d71b
-def _adam_latent(objective, z0, steps, lr, log_every, progress, tol, desc, restarts=1, prune_at=None):
-    """Minimise sum(objective(z)) over z (N, k) with Adam + cosine decay; returns z, per-item objective history, steps run
-    and the rows kept by pruning (None without it). With `prune_at`, the N = B*restarts codes are cut after that many steps to the best restart per image, which alone
-    runs the remaining steps (its Adam moments kept); `objective(z, rows)` must then accept the indices of the rows."""
+def _adam_latent(objective, z0, args, steps, lr, log_every, progress, tol, desc, restarts=1, prune_at=None, fused=False,
+                 graphs=False, final=None):
+    """Minimise sum(objective(z, *args)) over z (N, k) with Adam + cosine decay; returns z, per-item objective history, steps
+    run and the rows kept by pruning (None without it). `args` hold one row per code (e.g. the measurements). With
+    `prune_at`, the N = B*restarts codes are cut after that many steps to the best restart per image, which alone runs
+    the remaining steps with its rows of `args` (its Adam moments kept). No host synchronisation inside the loop
+    (unless `tol` > 0: one flag every 25 steps); the progress bar moves every `log_every` steps. `graphs`: the objective
+    runs as CUDA graphs, whose outputs the next call overwrites (kept values are copied). `final(z, *args)`: the objective
+    for the last record (default `objective`)."""
     z = z0.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    hist, prev, steps_run, rows, z_all, obj = [], None, 0, None, None, None
-    for step in tqdm(range(steps), disable=not progress, desc=desc, mininterval=1, leave=False):
+    kw = {'fused': True} if fused else {}
+    opt = torch.optim.Adam([z], lr=lr, **kw)
+    hist, prev, steps_run, rows, z_all, obj, all_args = [], None, 0, None, None, None, args
+    bar = tqdm(total=steps, disable=not progress, desc=desc, mininterval=1, leave=False)
+    for step in range(steps):
         if step == prune_at and restarts > 1:  # keep the restart with the lowest objective (of the last step) per image
-            best = obj.detach().view(-1, restarts).argmin(1)
+            best = obj.view(-1, restarts).argmin(1)
             rows = torch.arange(len(best), device=best.device) * restarts + best
             state, z_all = opt.state[z], z.detach().clone()
             z = z_all[rows].clone().requires_grad_(True)
-            opt = torch.optim.Adam([z], lr=lr)
+            opt = torch.optim.Adam([z], lr=lr, **kw)
             opt.state[z] = {'step': state['step'].clone(), 'exp_avg': state['exp_avg'][rows].clone(),
                             'exp_avg_sq': state['exp_avg_sq'][rows].clone()}
-            prev = None
+            args, prev = tuple(a[rows] for a in args), None
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
-        obj = objective(z) if rows is None else objective(z, rows)
+        if graphs: torch.compiler.cudagraph_mark_step_begin()
+        obj = objective(z, *args)
         opt.zero_grad(set_to_none=True); obj.sum().backward(); opt.step()
+        obj = obj.detach().clone() if graphs else obj.detach()
         steps_run = step + 1
         if step % log_every == 0:
-            if rows is None: hist.append(obj.detach())
-            else: h = hist[-1].clone(); h[rows] = obj.detach(); hist.append(h)  # pruned restarts keep their last value
+            if rows is None: hist.append(obj)
+            else: h = hist[-1].clone(); h[rows] = obj; hist.append(h)  # pruned restarts keep their last value
+            bar.update(steps_run - bar.n)
         if tol and step % 25 == 24:  # early stop: every objective changed by < tol (relative) over 25 steps
-            cur = obj.detach()
-            if prev is not None and ((prev - cur).abs() <= tol * cur.abs().clamp_min(1e-8)).all(): break
-            prev = cur
+            if prev is not None and ((prev - obj).abs() <= tol * obj.abs().clamp_min(1e-8)).all(): break
+            prev = obj
+    bar.update(steps_run - bar.n); bar.close()
     if rows is not None: z_all[rows] = z.detach(); z = z_all
-    with torch.no_grad(): hist.append(objective(z).detach())
+    with torch.no_grad(): hist.append((final or objective)(z, *all_args).detach())
     return z.detach(), torch.stack(hist), steps_run, rows
 
 # %% ../nbs/10_latent_opt.ipynb #9729ae72
@@ -145,26 +250,33 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
          tol:float=0.0, # early-stop tolerance on relative objective change (0: off)
          optimizer:str='adam', # 'adam' or 'lbfgs'
          prune:float=0.2, # Adam only: after this fraction of the steps keep only the best restart per image (1: never)
-         chunk:int=256, # most problems (images x restarts) per solver pass; larger batches run slower per item on a CPU
+         chunk:int|None=None, # most problems (images x restarts) per solver pass; None: `default_chunk` (256 on a CPU, from free memory on CUDA)
+         precision:str|None=None, # generator passes in 'fp32', 'tf32' or 'bf16' (see `solver_precision`); None: 'tf32' on CUDA, else 'fp32'
+         compile:bool|str=False, # torch.compile the objective's passes: True ('reduce-overhead' on CUDA, else 'default') or one of COMPILE_MODES
+         fused:bool|None=None, # fused Adam on the codes; None: on CUDA only
         ) -> ReconResult:
     "In-range reconstruction: min_z ||A G(z) - y||^2 + lam ||z||^2 from several restarts; keeps the best by misfit."
     R = check_int(restarts, 'restarts', 1); check_int(steps, 'steps', 1); check_float(lr, 'lr', 0, lo_open=True)
     check_choice(optimizer, 'optimizer', ('adam', 'lbfgs'))
-    check_float(prune, 'prune', 0, 1, lo_open=True); check_int(chunk, 'chunk', 1)
+    check_float(prune, 'prune', 0, 1, lo_open=True)
+    chunk = default_chunk(G, op) if chunk is None else check_int(chunk, 'chunk', 1)
+    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
     B, t0 = len(y), time.time()
     lam_t = _lam_tensor(lam, B, y).repeat_interleave(R)
     yy = y.repeat_interleave(R, 0)
     z0 = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
     per = max(1, chunk // R)  # images per pass; every restart of an image stays in the same pass
+    eager = lambda z, yc, lc: _csgm_objective(G, op, z, yc, lc)
+    fn = _compiled(_csgm_objective, mode)
+    objective = eager if mode is None else (lambda z, yc, lc: fn(G, op, z, yc, lc))
     zs, hs, ks, steps_run = [], [], [], 0
     for i in range(0, B, per):
         rows_c = slice(i * R, min(B, i + per) * R)
-        def objective(z, rows=None, yc=yy[rows_c], lc=lam_t[rows_c]):  # rows: the problems still optimised after pruning
-            if rows is not None: yc, lc = yc[rows], lc[rows]
-            return _per_item(op.A(G(z)) - yc) + lc * z.pow(2).sum(1)
+        args = (yy[rows_c], lam_t[rows_c])   # one row per problem: pruning keeps the rows of the best restarts
         if optimizer == 'adam':
-            z, h, n_run, kept = _adam_latent(objective, z0[rows_c], steps, lr, log_every, progress, tol, 'csgm', R, prune_step(prune, steps))
-        else: (z, h, n_run), kept = _lbfgs_latent(objective, z0[rows_c], steps), None
+            z, h, n_run, kept = _adam_latent(objective, z0[rows_c], args, steps, lr, log_every, progress, tol, 'csgm', R,
+                                             prune_step(prune, steps), fused, _graphs(mode, y.device), eager)
+        else: (z, h, n_run), kept = _lbfgs_latent(lambda z: eager(z, *args), z0[rows_c], steps), None
         zs.append(z); hs.append(h); ks.append(None if kept is None else kept + i * R); steps_run = max(steps_run, n_run)
     T = max(len(h) for h in hs)  # early stopping can end passes at different steps: repeat their last record
     hist = torch.cat([torch.cat([h, h[-1:].expand(T - len(h), -1)]) for h in hs], 1)
@@ -176,7 +288,17 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
     if kept is not None: best = kept % R  # after pruning only the kept restart converged: a frozen one can have a lower misfit but a higher objective
     sel = torch.arange(B, device=best.device) * R + best
     return ReconResult(xs[sel], z[sel], m, z.view(B, R, -1), best, hist.view(len(hist), B, R), time.time() - t0,
-                       'csgm', steps_run)
+                       'csgm', steps_run, {'settings': dict(chunk=chunk, precision=_precision_name(G, y.device), compile=mode,
+                                                            fused=fused and optimizer == 'adam')})
+
+def _csgm_objective(G, op, z, yc, lc):
+    "The CSGM objective of each problem, ||A G(z) - y||^2 + lam ||z||^2 (the function `compile` compiles)."
+    return _per_item(op.A(G(z)) - yc) + lc * z.pow(2).sum(1)
+
+def _precision_name(G, device) -> str:
+    "The precision the passes of `G` (as the solver got it) run in, for the record of settings."
+    if getattr(G, 'precision', None) == 'bf16': return 'bf16'
+    return 'tf32' if torch.device(device).type == 'cuda' and torch.backends.cuda.matmul.allow_tf32 else 'fp32'
 
 def _lam_tensor(lam, B, y, name='lam'):
     "A weight (a number or one per image) as a (B,) tensor like `y`; `name` is the argument's name in errors."
@@ -214,34 +336,52 @@ def sparse_deviation(y:Tensor, # measurements
                      init='prior', # warm-up initialisation
                      progress:bool=False, # tqdm bar
                      prune:float=1.0, # restart pruning of the warm-up, as in `csgm`
+                     precision:str|None=None, # generator passes, as in `csgm`
+                     compile:bool|str=False, # torch.compile the joint step (and the warm-up), as in `csgm`
+                     fused:bool|None=None, # fused Adam on the codes, as in `csgm`
                     ) -> ReconResult:
     "x = G(z) + u with an l1 penalty on u in a basis; CSGM warm-up, then joint Adam (z) / proximal (u) steps."
     check_int(steps, 'steps', 1)
     t0, B = time.time(), len(y)
     w = _lam_tensor(weight, B, y, 'weight').view(B, 1, 1, 1)   # checked before the warm-up
     fwd, inv = basis_transforms(basis)
-    warm = csgm(y, op, G, restarts, warmup_steps, lr, lam, seed, init, progress=progress, prune=prune)
+    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
+    warm = csgm(y, op, G, restarts, warmup_steps, lr, lam, seed, init, progress=progress, prune=prune, precision=precision,
+                compile=compile, fused=fused)
     step_u = 1.0 / (2 * op.norm() ** 2)
     lam_t = _lam_tensor(lam, B, y)
     z = warm.z.clone().requires_grad_(True)
     c = torch.zeros((B,) + tuple(op.in_shape), device=y.device, dtype=y.dtype)  # coefficients of u in the basis
-    opt = torch.optim.Adam([z], lr=lr / 2)
+    opt = torch.optim.Adam([z], lr=lr / 2, **({'fused': True} if fused else {}))
+    smooth_fn, prox_fn, graphs = _compiled(_sd_smooth, mode), _compiled(_sd_prox, mode), _graphs(mode, y.device)
     hist = []
-    for step in tqdm(range(steps), disable=not progress, desc='sparse_deviation', leave=False):
+    bar = tqdm(total=steps, disable=not progress, desc='sparse_deviation', mininterval=1, leave=False)
+    for step in range(steps):
         for g in opt.param_groups: g['lr'] = cosine_lr(lr / 2, step, steps)
-        u = inv(c)
-        r = op.A(G(z) + u) - y
-        smooth = _per_item(r) + lam_t * z.pow(2).sum(1)
+        if graphs: torch.compiler.cudagraph_mark_step_begin()
+        r, smooth = smooth_fn(G, op, basis, z, c, y, lam_t)
         opt.zero_grad(set_to_none=True); smooth.sum().backward(); opt.step()
         with torch.no_grad():  # proximal gradient step on the coefficients (gradient at the same point)
-            grad_u = 2 * op.A_adjoint(r.detach())
-            c = soft_threshold(c - step_u * fwd(grad_u), step_u * w)
-            if step % 10 == 0: hist.append(smooth.detach() + w.flatten() * c.abs().flatten(1).sum(1))
+            c = prox_fn(op, basis, r.detach(), c, step_u, w)
+            if graphs: c = c.clone()   # the next call overwrites its outputs
+            if step % 10 == 0:
+                hist.append(smooth.detach() + w.flatten() * c.abs().flatten(1).sum(1)); bar.update(step + 1 - bar.n)
+    bar.update(steps - bar.n); bar.close()
     with torch.no_grad():
         u = inv(c); x = (G(z) + u).clamp(0, 1); misfit = _per_item(op.A(x) - y)
     return ReconResult(x, z.detach(), misfit[:, None], z.detach()[:, None], torch.zeros(B, dtype=torch.long, device=y.device),
                        torch.stack(hist)[:, :, None] if hist else torch.zeros(0, B, 1), time.time() - t0, 'sparse_deviation',
                        warm.steps_run + steps, {'u': u, 'warmup': warm, 'basis': basis})
+
+def _sd_smooth(G, op, basis, z, c, y, lam_t):
+    "The residual A(G(z) + u) - y and the smooth part of the sparse-deviation objective per image, u from its coefficients c."
+    r = op.A(G(z) + basis_transforms(basis)[1](c)) - y
+    return r, _per_item(r) + lam_t * z.pow(2).sum(1)
+
+def _sd_prox(op, basis, r, c, step_u, w):
+    "One proximal gradient step on the coefficients of u: soft thresholding of c - step_u * B grad_u (gradient at r)."
+    fwd = basis_transforms(basis)[0]
+    return soft_threshold(c - step_u * fwd(2 * op.A_adjoint(r)), step_u * w)
 
 # %% ../nbs/10_latent_opt.ipynb #68dbfba5
 @_solver
@@ -261,15 +401,21 @@ def soft_constraint(y:Tensor, # measurements
                     tv:float=0.0, # weight of TV(x); > 0 adds it and keeps x in [0, 1]
                     pd_iters:int=5, # primal-dual steps per x-update (tv > 0)
                     prune:float=0.2, # restart pruning of the warm-up, as in `csgm` (and its default)
+                    precision:str|None=None, # generator passes, as in `csgm`
+                    compile:bool|str=False, # torch.compile the z-step (and the warm-up), as in `csgm`
+                    fused:bool|None=None, # fused Adam on the codes, as in `csgm`
                    ) -> ReconResult:
     "Optimise (x, z) on ||A x - y||^2 + a ||z||^2 + b ||G(z) - x||^2 (+ tv TV(x)), alternating x-updates and Adam steps on z."
     check_int(steps, 'steps', 1); check_int(cg_iters, 'cg_iters', 1); check_int(pd_iters, 'pd_iters', 1)
     tv = check_float(tv, 'tv', 0)
     t0, B = time.time(), len(y)
     b_t = _lam_tensor(b, B, y, 'b').view(B, 1, 1, 1); a_t = _lam_tensor(a, B, y, 'a')   # checked before the warm-up
-    warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress, prune=prune)
+    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
+    warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress, prune=prune, precision=precision,
+                compile=compile, fused=fused)
     z = warm.z.clone().requires_grad_(True); x = warm.x.clone()
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = torch.optim.Adam([z], lr=lr, **({'fused': True} if fused else {}))
+    latent_fn, graphs = _compiled(_sc_latent, mode), _graphs(mode, y.device)
     if tv > 0:  # the objective halved is TVPrimalDual's 0.5||A x - y||^2 + tv/2 TV(x) + b/2 ||x - G(z)||^2
         pd = TVPrimalDual(y, op, tv / 2, x)
         x_update = lambda x, gz: pd.run(pd_iters, anchor=gz, anchor_weight=b_t)
@@ -278,25 +424,34 @@ def soft_constraint(y:Tensor, # measurements
         M = lambda v: op.A_adjoint(op.A(v)) + b_t * v
         x_update = lambda x, gz: batched_cg(M, Aty + b_t * gz, cg_iters, x0=x)
     hist = []
-    for step in tqdm(range(steps), disable=not progress, desc='soft_constraint', leave=False):
+    bar = tqdm(total=steps, disable=not progress, desc='soft_constraint', mininterval=1, leave=False)
+    for step in range(steps):
         with torch.no_grad(): gz = G(z)
         x = x_update(x, gz)
         for g in opt.param_groups: g['lr'] = cosine_lr(lr, step, steps)
-        obj_z = b_t.flatten() * _per_item(G(z) - x) + a_t * z.pow(2).sum(1)
+        if graphs: torch.compiler.cudagraph_mark_step_begin()
+        obj_z = latent_fn(G, z, x, b_t, a_t)
         opt.zero_grad(set_to_none=True); obj_z.sum().backward(); opt.step()
         if step % 10 == 0:
             with torch.no_grad(): hist.append(_per_item(op.A(x) - y) + obj_z.detach() + (tv * tv_norm(x) if tv > 0 else 0))
+            bar.update(step + 1 - bar.n)
+    bar.update(steps - bar.n); bar.close()
     with torch.no_grad():
         x = x_update(x, G(z)).clamp(0, 1); misfit = _per_item(op.A(x) - y)
     return ReconResult(x, z.detach(), misfit[:, None], z.detach()[:, None], torch.zeros(B, dtype=torch.long, device=y.device),
                        torch.stack(hist)[:, :, None], time.time() - t0, 'soft_constraint', warm.steps_run + steps,
                        {'warmup': warm, 'G_z': G(z).detach()})
 
+def _sc_latent(G, z, x, b_t, a_t):
+    "The soft constraint's objective in z per image: b ||G(z) - x||^2 + a ||z||^2."
+    return b_t.flatten() * _per_item(G(z) - x) + a_t * z.pow(2).sum(1)
+
 # %% ../nbs/10_latent_opt.ipynb #458a5f5e
-def _pgd_chunk(G, op, yc, z0, R, outer, inner, step, lr, k_prune, tol, progress):
+def _pgd_chunk(G, op, yc, z0, R, outer, inner, step, lr, k_prune, tol, progress, fused=False):
     "PGD-GAN on the B*R codes of one chunk; returns codes (B*R, k), misfit history (T, B*R), rounds run, kept rows or None."
     z = z0.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
+    kw = {'fused': True} if fused else {}
+    opt = torch.optim.Adam([z], lr=lr, **kw)
     total, k, rows, z_all = outer * inner, 0, None, None
     with torch.no_grad(): x = G(z); mis = _per_item(op.A(x) - yc)
     hist, rounds = [mis], 0
@@ -306,7 +461,7 @@ def _pgd_chunk(G, op, yc, z0, R, outer, inner, step, lr, k_prune, tol, progress)
             rows = torch.arange(len(best), device=best.device) * R + best
             state, z_all = opt.state[z], z.detach().clone()
             z = z_all[rows].clone().requires_grad_(True)
-            opt = torch.optim.Adam([z], lr=lr)
+            opt = torch.optim.Adam([z], lr=lr, **kw)
             opt.state[z] = {key: state[key][rows].clone() if key != 'step' else state[key].clone() for key in ('step', 'exp_avg', 'exp_avg_sq')}
             x = x[rows]
         yc_act = yc if rows is None else yc[rows]
@@ -340,13 +495,17 @@ def pgd_gan(y:Tensor, # measurements
             progress:bool=False, # tqdm bar
             prune:float=0.2, # after this fraction of the rounds keep only the best restart per image (1: never)
             tol:float=0.0, # stop when every image's x changes by less than tol (relative) in a round (0: off)
-            chunk:int=256, # most problems (images x restarts) per solver pass, as in `csgm`
+            chunk:int|None=None, # most problems (images x restarts) per solver pass, as in `csgm` (None: `default_chunk`)
+            precision:str|None=None, # generator passes, as in `csgm`
+            fused:bool|None=None, # fused Adam on the codes, as in `csgm`
            ) -> ReconResult:
     "Projected gradient descent: image-space gradient step, then a warm-started projection onto the range of G."
     R = check_int(restarts, 'restarts', 1)
     check_int(outer, 'outer', 1); check_int(inner, 'inner', 1); check_float(eta, 'eta', 0, lo_open=True)
     check_float(lr, 'lr', 0, lo_open=True); check_float(prune, 'prune', 0, 1, lo_open=True)
-    tol = check_float(tol, 'tol', 0); check_int(chunk, 'chunk', 1)
+    tol = check_float(tol, 'tol', 0)
+    chunk = default_chunk(G, op) if chunk is None else check_int(chunk, 'chunk', 1)
+    fused = _fused(fused, y.device)
     t0, B = time.time(), len(y)
     yy = y.repeat_interleave(R, 0)
     z0 = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
@@ -356,7 +515,7 @@ def pgd_gan(y:Tensor, # measurements
     zs, hs, ks, rounds = [], [], [], 0
     for i in range(0, B, per):
         rc = slice(i * R, min(B, i + per) * R)
-        z, h, n, kept = _pgd_chunk(G, op, yy[rc], z0[rc], R, outer, inner, step, lr, k_prune, tol, progress)
+        z, h, n, kept = _pgd_chunk(G, op, yy[rc], z0[rc], R, outer, inner, step, lr, k_prune, tol, progress, fused)
         zs.append(z); hs.append(h); ks.append(None if kept is None else kept + i * R); rounds = max(rounds, n)
     T = max(len(h) for h in hs)
     hist = torch.cat([torch.cat([h, h[-1:].expand(T - len(h), -1)]) for h in hs], 1)
@@ -371,7 +530,8 @@ def pgd_gan(y:Tensor, # measurements
     sel = torch.arange(B, device=best.device) * R + best
     passes = (R * k_prune + (rounds - k_prune)) * inner if kept is not None and rounds > k_prune else R * rounds * inner
     return ReconResult(x[sel], z[sel], m, z.view(B, R, -1), best, hist.view(len(hist), B, R), time.time() - t0,
-                       'pgd_gan', rounds * inner, {'rounds': rounds, 'passes_per_image': passes})
+                       'pgd_gan', rounds * inner, {'rounds': rounds, 'passes_per_image': passes,
+                                                   'settings': dict(chunk=chunk, precision=_precision_name(G, y.device), fused=fused)})
 
 # %% ../nbs/10_latent_opt.ipynb #28e641d7
 def reconstruct(y:Tensor, # measurements (B, *op.out_shape)
