@@ -35,20 +35,21 @@ QUALITY_SETTINGS = {  # the sweep; restarts pruned to the best after a third of 
     'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
     'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
     'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),
-    'pgd_gan': dict(restarts=3, outer=8, inner=25),
+    'pgd_gan': dict(restarts=3, outer=40, inner=5, lr=0.05, prune=1/3),   # csgm's budget: 3 x 200 steps, pruned after a third
 }
 TABLE_SETTINGS = {  # the operator tables: cheaper still, to fit the CPU budget of the committed run
     'csgm': dict(restarts=2, steps=150, lr=0.05),
     'sparse_deviation': dict(restarts=2, warmup_steps=150, steps=75, lr=0.05),
     'soft_constraint': dict(restarts=2, warmup_steps=150, steps=75),
     'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),  # as tuned (`soft_tv_weights`)
-    'pgd_gan': dict(restarts=2, outer=6, inner=25),
+    'pgd_gan': dict(restarts=2, outer=30, inner=5, lr=0.05),   # csgm's budget here: 2 x 150 steps
 }
 TARGET_SETTINGS = {  # the 256-image quality targets: 3 restarts, pruned to the best after a third of the steps
     'csgm': dict(restarts=3, steps=200, lr=0.05, prune=1/3),
     'sparse_deviation': dict(restarts=3, warmup_steps=200, steps=100, lr=0.05, prune=1/3),
     'soft_constraint': dict(restarts=3, warmup_steps=200, steps=100),
     'soft_constraint_tv': dict(restarts=3, warmup_steps=200, steps=100, prune=1/3),
+    'pgd_gan': dict(restarts=3, outer=40, inner=5, lr=0.05, prune=1/3),
 }
 QUICK_SETTINGS = {
     'csgm': dict(restarts=2, steps=8),
@@ -90,7 +91,8 @@ def soft_tv_weights(operator:str, # the cell's operator
 MSWEEP_M = (10, 25, 50, 100, 200, 300, 400, 500, 750)
 MSWEEP_BASELINES = ('l1_dct', 'l1_wavelet', 'tv')
 MSWEEP_GENERATORS = (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'),
-                     ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint_tv'))
+                     ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint_tv'),
+                     ('vae-fmnist-8', 'pgd_gan'))
 OPERATOR_LEVELS = {'fmnist': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
                               ('tomo', 30), ('tomo', 10), ('tomo', 5), ('denoise', 0.1), ('denoise', 0.2)),
                    'shapes': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
@@ -105,7 +107,7 @@ TABLE_EXTRA = (('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'pgd_gan'))
 EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), ('denoise', 0.1))
 TABLE_TV = (('vae-fmnist-8', 'soft_constraint_tv'),)  # run after TABLE_EXTRA, on every fmnist problem
 TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
-TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'sparse_deviation'),
+TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'pgd_gan'), ('vae-fmnist-8', 'sparse_deviation'),
                      ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'soft_constraint_tv'))
 GRIDS = ('full', 'targets', 'msweep')
 
