@@ -15,11 +15,12 @@ from .operators import (LinearOperator, Inpainting, ScaledOperator, ParallelBeam
 from .metrics import data_misfit
 
 # %% auto #0
-__all__ = ['BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
-           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct',
-           'dct_matrix', 'dct2', 'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold',
-           'lasso', 'l1_dct', 'l1_wavelet', 'fbp', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda',
-           'applicable', 'baseline_reconstruct', 'discrepancy_lambda']
+__all__ = ['COMPILE_MODES', 'BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'compile_mode', 'compiled', 'cuda_graphs',
+           'host_check_every', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient', 'image_gradient_adjoint',
+           'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct', 'dct_matrix', 'dct2', 'idct2',
+           'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold', 'lasso', 'l1_dct', 'l1_wavelet',
+           'fbp', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda', 'applicable', 'baseline_reconstruct',
+           'discrepancy_lambda']
 
 # %% ../nbs/04_baselines.ipynb #9cf035c8
 def _check_problem(y, op):
@@ -30,9 +31,48 @@ def _finish(x, clamp):
     return x.clamp(0, 1) if clamp else x
 
 def _rel_change(new, old):
-    "Largest per-image relative change ||new - old|| / ||new|| in the batch."
+    "Largest per-image relative change ||new - old|| / ||new|| in the batch, as a 0-dim tensor on their device."
     d = (new - old).flatten(1).norm(dim=1); n = new.flatten(1).norm(dim=1).clamp_min(1e-12)
-    return float((d / n).max())
+    return (d / n).max()
+
+# %% ../nbs/04_baselines.ipynb #e652b4c2
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs', 'aot_eager')
+
+def compile_mode(compile, # False/None (eager), True ('reduce-overhead' on CUDA, else 'default') or one of COMPILE_MODES
+                 device:str|torch.device, # the device the step runs on
+                ) -> str|None:
+    "The torch.compile mode that a `compile` option asks for on `device` (None: run eagerly); checks the option."
+    if compile is False or compile is None: return None
+    if compile is True: return 'reduce-overhead' if torch.device(device).type == 'cuda' else 'default'
+    return check_choice(compile, 'compile', COMPILE_MODES)
+
+_COMPILED = {}
+def compiled(fn, # a function of tensors (and modules, strings, flags that select code)
+             mode:str|None, # from `compile_mode`
+            ):
+    "`fn` itself (mode None) or `torch.compile(fn)` in `mode` ('aot_eager': traced graphs run op by op), built once per (fn, mode); static shapes."
+    if mode is None: return fn
+    if (fn, mode) not in _COMPILED:
+        _COMPILED[fn, mode] = (torch.compile(fn, backend='aot_eager', dynamic=False) if mode == 'aot_eager' else
+                               torch.compile(fn, mode=mode, dynamic=False))
+    return _COMPILED[fn, mode]
+
+def cuda_graphs(mode:str|None, # from `compile_mode`
+                device:str|torch.device, # the device
+               ) -> bool:
+    "Whether functions compiled in `mode` run as CUDA graphs on `device`: the next call overwrites their outputs, so kept values must be copied."
+    return mode in ('reduce-overhead', 'max-autotune') and torch.device(device).type == 'cuda'
+
+def host_check_every(device:str|torch.device, # the device the iterations run on
+                    ) -> int:
+    "Stopping checks queued before their flags are read in one go: 1 on a CPU (reads are free), 10 elsewhere (a read waits for the device)."
+    return 1 if torch.device(device).type == 'cpu' else 10
+
+def _first_stop(pending:list):
+    "The state queued with the first raised flag among (flag, state) checks, read with one host transfer; None if no flag is raised."
+    if not pending: return None
+    hit = torch.stack([f for f, _ in pending]).tolist()
+    return pending[hit.index(True)][1] if True in hit else None
 
 # %% ../nbs/04_baselines.ipynb #ff81bbf4
 def adjoint_recon(y:Tensor, # measurements, shape (B, *op.out_shape)
@@ -102,6 +142,7 @@ class TVPrimalDual:
                  x0:Tensor|None=None, # starting image; None: zeros
                  box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none
                  step_ratio:float=1., # r: primal step 0.99 r / L, dual step 0.99 / (r L)
+                 compile:bool|str=False, # torch.compile the iteration (see `compile_mode`)
                 ):
         if box is not None:
             if not isinstance(box, (tuple, list)) or len(box) != 2: raise ValueError(f"box must be (lo, hi) or None, got {box!r}")
@@ -112,7 +153,10 @@ class TVPrimalDual:
         self.y, self.op, self.lam = y, op, lam
         r = check_float(step_ratio, 'step_ratio', 0, lo_open=True)
         L = math.sqrt(op.norm()**2 + 8.); self.tau, self.sigma = 0.99 * r / L, 0.99 / (r * L)   # ||[A; grad]|| <= sqrt(||A||^2 + 8)
-        self.iterations = 0
+        self.iterations, self.mode = 0, compile_mode(compile, y.device)
+        # compiled: the numbers as (float64) tensors, made once, so that new values need no new compilation
+        self._scalars = ((self.sigma, self.tau, lam) if self.mode is None else
+                         tuple(torch.tensor(float(v), dtype=torch.float64, device=y.device) for v in (self.sigma, self.tau, lam)))
         with torch.no_grad():
             self.x = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device) if x0 is None else self.proj(x0.detach().to(y))
             self.xbar, self.q, self.p = self.x.clone(), torch.zeros_like(y), image_gradient(torch.zeros_like(self.x))
@@ -135,23 +179,36 @@ class TVPrimalDual:
            ) -> Tensor:
         "Run up to `n_iter` more iterations from the current state and return x."
         if tol > 0 and anchor is not None: raise ValueError("tol (the primal-dual gap) is only available without an anchor")
-        y, op, sigma, tau, lam = self.y, self.op, self.sigma, self.tau, self.lam
+        y, op, (sigma, tau, lam) = self.y, self.op, self._scalars
+        step, graphs, every = compiled(_cp_step, self.mode), cuda_graphs(self.mode, y.device), host_check_every(y.device)
         with torch.no_grad():
             x, xbar, q, p = self.x, self.xbar, self.q, self.p
+            pending, stop = [], None   # queued stopping checks: (flag on the device, the state it saw)
             for k in range(n_iter):
-                q = (q + sigma*(op.A(xbar) - y)) / (1 + sigma)
-                p = p + sigma*image_gradient(xbar)
-                p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / lam).clamp_min(1.)
-                v = x - tau*(op.A_adjoint(q) + image_gradient_adjoint(p))
-                x_new = self.proj(v if anchor is None else (v + tau*anchor_weight*anchor) / (1 + tau*anchor_weight))
-                xbar = 2*x_new - x
-                x = x_new
+                if graphs: torch.compiler.cudagraph_mark_step_begin()
+                x, xbar, q, p = step(op, y, x, xbar, q, p, sigma, tau, lam, self.box, anchor, anchor_weight)
+                if graphs: x, xbar, q, p = (t.clone() for t in (x, xbar, q, p))
                 self.iterations += 1
                 if tol > 0 and k % 50 == 49:
                     self.x, self.xbar, self.q, self.p = x, xbar, q, p
-                    if bool((self.gap() < tol).all()): break
+                    pending.append(((self.gap() < tol).all(), (x, xbar, q, p, self.iterations)))
+                    if len(pending) >= every:
+                        stop, pending = _first_stop(pending), []
+                        if stop is not None: break
+            if stop is None: stop = _first_stop(pending)
+            if stop is not None: x, xbar, q, p, self.iterations = stop   # where checking every time would have stopped
             self.x, self.xbar, self.q, self.p = x, xbar, q, p
         return x
+
+def _cp_step(op, y, x, xbar, q, p, sigma, tau, lam, box, anchor, w):
+    "One Chambolle-Pock iteration of `TVPrimalDual.run` (what `compile` compiles): the new (x, xbar, q, p)."
+    q = (q + sigma*(op.A(xbar) - y)) / (1 + sigma)
+    p = p + sigma*image_gradient(xbar)
+    p = p / (p.pow(2).sum(2, keepdim=True).sqrt() / lam).clamp_min(1.)
+    v = x - tau*(op.A_adjoint(q) + image_gradient_adjoint(p))
+    x_new = v if anchor is None else (v + tau*w*anchor) / (1 + tau*w)
+    if box is not None: x_new = x_new.clamp(box[0], box[1])
+    return x_new, 2*x_new - x, q, p
 
 def tv_step_ratio(lam:float, # TV weight
                  ) -> float:
@@ -166,11 +223,12 @@ def tv_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
                    box:tuple|None=(0., 1.), # box constraint (lo, hi) on the pixels, None for none (then no gap: n_iter runs)
                    x0:Tensor|None=None, # starting image; None: zeros
                    step_ratio:float|None=None, # primal/dual step ratio; None: `tv_step_ratio(lam)`
+                   compile:bool|str=False, # torch.compile the iteration (see `compile_mode`)
                   ) -> Tensor:
     "Isotropic TV: min 0.5||A x - y||^2 + lam TV(x) over the box, by Chambolle-Pock primal-dual iterations."
     y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
     n_iter = check_int(n_iter, 'n_iter', 1); tol = check_float(tol, 'tol', 0)
-    pd = TVPrimalDual(y, op, lam, x0, box, tv_step_ratio(lam) if step_ratio is None else step_ratio)
+    pd = TVPrimalDual(y, op, lam, x0, box, tv_step_ratio(lam) if step_ratio is None else step_ratio, compile)
     return pd.run(n_iter, tol=tol if box is not None else 0.)
 
 # %% ../nbs/04_baselines.ipynb #92f8ca88
@@ -269,24 +327,42 @@ def lasso(y:Tensor, # measurements, shape (B, *op.out_shape)
           tol:float=1e-5, # stop when every image's relative change of the coefficients is below tol (checked every 10)
           level:int|None=None, # Haar levels (None: as many as the image size allows)
           clamp:bool=True, # clip the result to [0, 1]
+          compile:bool|str=False, # torch.compile the iteration (see `compile_mode`)
          ) -> Tensor:
     "Lasso min 0.5||A x - y||^2 + lam ||W x||_1 with an orthonormal basis W, by FISTA with step 1/||A||^2."
     y = _check_problem(y, op); lam = check_float(lam, 'lam', 0, lo_open=True)
     n_iter = check_int(n_iter, 'n_iter', 1); tol = check_float(tol, 'tol', 0)
     fwd, inv = basis_transforms(basis, level)
     t = 1. / op.norm()**2
+    mode = compile_mode(compile, y.device)
+    step, graphs, every = compiled(_fista_step, mode), cuda_graphs(mode, y.device), host_check_every(y.device)
+    moms, tk = [], 1.
+    for k in range(n_iter): tk1 = (1 + math.sqrt(1 + 4*tk*tk)) / 2; moms.append((tk - 1)/tk1); tk = tk1   # the momentum schedule
+    tl = (t, t*lam)
+    if mode is not None:  # compiled: the numbers as tensors, made at once (no new compilation per value, no copy per step)
+        tl, moms = tuple(torch.tensor(tl, dtype=torch.float64, device=y.device)), torch.tensor(moms, dtype=torch.float64, device=y.device)
     with torch.no_grad():
-        c = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device); z, tk = c, 1.
+        c = torch.zeros((len(y),) + tuple(op.in_shape), dtype=y.dtype, device=y.device); z = c
         fwd(c)  # checks the Haar level before iterating
+        pending, stop = [], None   # queued stopping checks: (flag on the device, the coefficients it saw)
         for k in range(n_iter):
-            grad = fwd(op.A_adjoint(op.A(inv(z)) - y))
-            c_new = soft_threshold(z - t*grad, t*lam)
-            tk1 = (1 + math.sqrt(1 + 4*tk*tk)) / 2
-            z = c_new + ((tk - 1)/tk1)*(c_new - c)
-            done = tol > 0 and k % 10 == 9 and _rel_change(c_new, c) < tol
-            c, tk = c_new, tk1
-            if done: break
-        return _finish(inv(c), clamp)
+            if graphs: torch.compiler.cudagraph_mark_step_begin()
+            c_new, z = step(op, basis, level, y, z, c, tl[0], tl[1], moms[k])
+            if graphs: c_new, z = c_new.clone(), z.clone()
+            if tol > 0 and k % 10 == 9:
+                pending.append((_rel_change(c_new, c).double() < tol, c_new))   # compared in float64, as a Python float would be
+                if len(pending) >= every:
+                    stop, pending = _first_stop(pending), []
+                    if stop is not None: break
+            c = c_new
+        if stop is None: stop = _first_stop(pending)
+        return _finish(inv(c if stop is None else stop), clamp)
+
+def _fista_step(op, basis, level, y, z, c, t, t_lam, mom):
+    "One FISTA iteration of `lasso` (what `compile` compiles): the new coefficients and the extrapolated point."
+    fwd, inv = basis_transforms(basis, level)
+    c_new = soft_threshold(z - t*fwd(op.A_adjoint(op.A(inv(z)) - y)), t_lam)
+    return c_new, c_new + mom*(c_new - c)
 
 def l1_dct(y:Tensor, # measurements, shape (B, *op.out_shape)
            op:LinearOperator, # the forward operator

@@ -15,11 +15,12 @@ from .operators import LinearOperator, check_problem, batched_cg
 from .generators import check_generator, module_device, frozen, autocast_generator
 from .baselines import basis_transforms, soft_threshold  # shared with the classical l1 baselines
 from .baselines import TVPrimalDual, tv_norm  # the TV term of `soft_constraint`
+from .baselines import compile_mode, compiled, cuda_graphs  # torch.compile of fixed-shape steps, shared with TV and FISTA
 
 # %% auto #0
-__all__ = ['METHODS', 'SOLVER_PRECISIONS', 'COMPILE_MODES', 'CPU_CHUNK', 'ReconResult', 'initial_latents', 'default_precision',
-           'solver_precision', 'problem_bytes', 'cuda_free_bytes', 'default_chunk', 'prune_step', 'csgm',
-           'sparse_deviation', 'soft_constraint', 'pgd_gan', 'reconstruct']
+__all__ = ['METHODS', 'SOLVER_PRECISIONS', 'CPU_CHUNK', 'ReconResult', 'initial_latents', 'default_precision', 'solver_precision',
+           'problem_bytes', 'cuda_free_bytes', 'default_chunk', 'prune_step', 'csgm', 'sparse_deviation',
+           'soft_constraint', 'pgd_gan', 'reconstruct']
 
 # %% ../nbs/10_latent_opt.ipynb #ac7369de
 METHODS = ('csgm', 'sparse_deviation', 'soft_constraint', 'pgd_gan')
@@ -94,7 +95,6 @@ def initial_latents(G, # the generator
 
 # %% ../nbs/10_latent_opt.ipynb #1a437291
 SOLVER_PRECISIONS = ('fp32', 'tf32', 'bf16')
-COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs', 'aot_eager')
 CPU_CHUNK = 256   # problems per pass off CUDA (measured fastest on a CPU)
 _MAX_ELEMENTS = 2**31 - 1   # kernels index tensors with 32-bit integers
 
@@ -156,25 +156,6 @@ def default_chunk(G:nn.Module, # the generator, on the device the solver runs on
     check_float(fraction, 'fraction', 0, 1, lo_open=True)
     per, big = problem_bytes(G, op), _saved_per_problem(G, op)[1]
     return max(1, min(int(fraction * cuda_free_bytes(dev)) // per, _MAX_ELEMENTS // big))
-
-_COMPILED = {}
-def _compile_mode(compile, device) -> str|None:
-    "The torch.compile mode that `compile` asks for on `device` (None: eager); checks the argument."
-    if compile is False or compile is None: return None
-    if compile is True: return 'reduce-overhead' if torch.device(device).type == 'cuda' else 'default'
-    return check_choice(compile, 'compile', COMPILE_MODES)
-
-def _compiled(fn, mode:str|None):
-    "`fn` itself (mode None) or its compiled version for `mode`, built once per (fn, mode); shapes are static (one graph per shape)."
-    if mode is None: return fn
-    if (fn, mode) not in _COMPILED:
-        _COMPILED[fn, mode] = (torch.compile(fn, backend='aot_eager', dynamic=False) if mode == 'aot_eager' else
-                               torch.compile(fn, mode=mode, dynamic=False))
-    return _COMPILED[fn, mode]
-
-def _graphs(mode, device) -> bool:
-    "Whether the compiled functions run as CUDA graphs (their outputs are overwritten by the next call)."
-    return mode in ('reduce-overhead', 'max-autotune') and torch.device(device).type == 'cuda'
 
 def _fused(fused, device) -> bool:
     "Fused Adam: on CUDA by default, where asked elsewhere."
@@ -252,7 +233,7 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
          prune:float=0.2, # Adam only: after this fraction of the steps keep only the best restart per image (1: never)
          chunk:int|None=None, # most problems (images x restarts) per solver pass; None: `default_chunk` (256 on a CPU, from free memory on CUDA)
          precision:str|None=None, # generator passes in 'fp32', 'tf32' or 'bf16' (see `solver_precision`); None: 'tf32' on CUDA, else 'fp32'
-         compile:bool|str=False, # torch.compile the objective's passes: True ('reduce-overhead' on CUDA, else 'default') or one of COMPILE_MODES
+         compile:bool|str=False, # torch.compile the objective's passes: True ('reduce-overhead' on CUDA, else 'default') or a mode (`baselines.compile_mode`)
          fused:bool|None=None, # fused Adam on the codes; None: on CUDA only
         ) -> ReconResult:
     "In-range reconstruction: min_z ||A G(z) - y||^2 + lam ||z||^2 from several restarts; keeps the best by misfit."
@@ -260,14 +241,14 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
     check_choice(optimizer, 'optimizer', ('adam', 'lbfgs'))
     check_float(prune, 'prune', 0, 1, lo_open=True)
     chunk = default_chunk(G, op) if chunk is None else check_int(chunk, 'chunk', 1)
-    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
+    mode, fused = compile_mode(compile, y.device), _fused(fused, y.device)
     B, t0 = len(y), time.time()
     lam_t = _lam_tensor(lam, B, y).repeat_interleave(R)
     yy = y.repeat_interleave(R, 0)
     z0 = initial_latents(G, B, R, seed, init, y, op).flatten(0, 1)
     per = max(1, chunk // R)  # images per pass; every restart of an image stays in the same pass
     eager = lambda z, yc, lc: _csgm_objective(G, op, z, yc, lc)
-    fn = _compiled(_csgm_objective, mode)
+    fn = compiled(_csgm_objective, mode)
     objective = eager if mode is None else (lambda z, yc, lc: fn(G, op, z, yc, lc))
     zs, hs, ks, steps_run = [], [], [], 0
     for i in range(0, B, per):
@@ -275,7 +256,7 @@ def csgm(y:Tensor, # measurements (B, *op.out_shape)
         args = (yy[rows_c], lam_t[rows_c])   # one row per problem: pruning keeps the rows of the best restarts
         if optimizer == 'adam':
             z, h, n_run, kept = _adam_latent(objective, z0[rows_c], args, steps, lr, log_every, progress, tol, 'csgm', R,
-                                             prune_step(prune, steps), fused, _graphs(mode, y.device), eager)
+                                             prune_step(prune, steps), fused, cuda_graphs(mode, y.device), eager)
         else: (z, h, n_run), kept = _lbfgs_latent(lambda z: eager(z, *args), z0[rows_c], steps), None
         zs.append(z); hs.append(h); ks.append(None if kept is None else kept + i * R); steps_run = max(steps_run, n_run)
     T = max(len(h) for h in hs)  # early stopping can end passes at different steps: repeat their last record
@@ -345,7 +326,7 @@ def sparse_deviation(y:Tensor, # measurements
     t0, B = time.time(), len(y)
     w = _lam_tensor(weight, B, y, 'weight').view(B, 1, 1, 1)   # checked before the warm-up
     fwd, inv = basis_transforms(basis)
-    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
+    mode, fused = compile_mode(compile, y.device), _fused(fused, y.device)
     warm = csgm(y, op, G, restarts, warmup_steps, lr, lam, seed, init, progress=progress, prune=prune, precision=precision,
                 compile=compile, fused=fused)
     step_u = 1.0 / (2 * op.norm() ** 2)
@@ -353,7 +334,7 @@ def sparse_deviation(y:Tensor, # measurements
     z = warm.z.clone().requires_grad_(True)
     c = torch.zeros((B,) + tuple(op.in_shape), device=y.device, dtype=y.dtype)  # coefficients of u in the basis
     opt = torch.optim.Adam([z], lr=lr / 2, **({'fused': True} if fused else {}))
-    smooth_fn, prox_fn, graphs = _compiled(_sd_smooth, mode), _compiled(_sd_prox, mode), _graphs(mode, y.device)
+    smooth_fn, prox_fn, graphs = compiled(_sd_smooth, mode), compiled(_sd_prox, mode), cuda_graphs(mode, y.device)
     hist = []
     bar = tqdm(total=steps, disable=not progress, desc='sparse_deviation', mininterval=1, leave=False)
     for step in range(steps):
@@ -410,14 +391,14 @@ def soft_constraint(y:Tensor, # measurements
     tv = check_float(tv, 'tv', 0)
     t0, B = time.time(), len(y)
     b_t = _lam_tensor(b, B, y, 'b').view(B, 1, 1, 1); a_t = _lam_tensor(a, B, y, 'a')   # checked before the warm-up
-    mode, fused = _compile_mode(compile, y.device), _fused(fused, y.device)
+    mode, fused = compile_mode(compile, y.device), _fused(fused, y.device)
     warm = csgm(y, op, G, restarts, warmup_steps, 0.05, a, seed, init, progress=progress, prune=prune, precision=precision,
                 compile=compile, fused=fused)
     z = warm.z.clone().requires_grad_(True); x = warm.x.clone()
     opt = torch.optim.Adam([z], lr=lr, **({'fused': True} if fused else {}))
-    latent_fn, graphs = _compiled(_sc_latent, mode), _graphs(mode, y.device)
+    latent_fn, graphs = compiled(_sc_latent, mode), cuda_graphs(mode, y.device)
     if tv > 0:  # the objective halved is TVPrimalDual's 0.5||A x - y||^2 + tv/2 TV(x) + b/2 ||x - G(z)||^2
-        pd = TVPrimalDual(y, op, tv / 2, x)
+        pd = TVPrimalDual(y, op, tv / 2, x, compile=compile)
         x_update = lambda x, gz: pd.run(pd_iters, anchor=gz, anchor_weight=b_t)
     else:
         Aty = op.A_adjoint(y)

@@ -122,3 +122,47 @@ def test_no_host_reads_per_step(method, problem, monkeypatch):
     n = _count_reads(monkeypatch)
     run(10); short = dict(n); n.clear()
     run(40); assert dict(n) == short and sum(short.values()) <= 3, (short, dict(n))
+
+# ---------------------------------------------------------------- TV (Chambolle-Pock) and FISTA
+
+from genprior_nb import baselines
+from genprior_nb.baselines import tv_reconstruct, lasso, TVPrimalDual
+
+@pytest.fixture(scope='module')
+def classical():
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    inp, cs = RandomInpainting(0.3, seed=0), CompressedSensing(120, seed=0)
+    return inp, inp.measure(x, 0.05, seed=0), cs, cs.measure(x, 0.05, seed=0)
+
+def _tv(inp, y, **kw):
+    pd = TVPrimalDual(y, inp, 0.03, step_ratio=baselines.tv_step_ratio(0.03), **kw)
+    return pd.run(2000, tol=1e-3), pd.iterations
+
+def test_queued_stopping_checks_stop_where_checking_every_time_does(classical, monkeypatch):
+    "With the checks read in groups (as on a GPU) the result and the iteration count are those of reading every check."
+    inp, yi, cs, yc = classical
+    x1, it1 = _tv(inp, yi); l1 = lasso(yc, cs, 0.02, 'dct', n_iter=400, tol=1e-4)
+    monkeypatch.setattr(baselines, 'host_check_every', lambda device: 3)
+    x3, it3 = _tv(inp, yi); l3 = lasso(yc, cs, 0.02, 'dct', n_iter=400, tol=1e-4)
+    assert 50 < it1 < 2000 and it3 == it1 and torch.equal(x3, x1)
+    assert torch.equal(l3, l1)
+
+def test_compiled_tv_and_fista_equal_eager(classical):
+    "Traced steps ('aot_eager'; numbers enter as float64 tensors) against the eager steps (Python floats): bitwise equal."
+    inp, yi, cs, yc = classical
+    x1, it1 = _tv(inp, yi); x2, it2 = _tv(inp, yi, compile='aot_eager')
+    assert it2 == it1 and torch.equal(x2, x1)
+    for basis in ('dct', 'haar'):
+        assert torch.equal(lasso(yc, cs, 0.02, basis, n_iter=150, tol=1e-4, compile='aot_eager'),
+                           lasso(yc, cs, 0.02, basis, n_iter=150, tol=1e-4)), basis
+
+def test_tv_and_fista_read_nothing_per_iteration(classical, monkeypatch):
+    "Checks queued without bound (never read until the end): the host reads do not grow with the iterations."
+    inp, yi, cs, yc = classical
+    monkeypatch.setattr(baselines, 'host_check_every', lambda device: 10**9)
+    n = _count_reads(monkeypatch)
+    reads = []
+    for it in (200, 800):
+        tv_reconstruct(yi, inp, 0.03, n_iter=it, tol=1e-12); lasso(yc, cs, 0.02, 'dct', n_iter=it, tol=1e-12)
+        reads.append(dict(n)); n.clear()
+    assert reads[0] == reads[1], reads
