@@ -127,3 +127,23 @@ def test_manifest_commands_match_the_stored_configs():
         assert (t['steps'], t['stop_at'], t['batch_size'], t['seed'], t['lr']) == (kw['steps'], kw['stop_at'], kw['batch_size'], kw['seed'], lr)
         assert r['steps_done'] == (kw['stop_at'] or kw['steps'])
         if kw['model'] == 'wgan': assert (t['critic_width'], t['n_critic'], t['gp_weight']) == (kw['critic_width'], kw['n_critic'], kw['gp_weight'])
+
+def _tiny_run(tmp_path):
+    "A model folder as `genprior train` writes it (model.pt + train.json), holding a tiny untrained VAE."
+    import torch
+    from conftest import tiny_generator
+    G = tiny_generator('vae', 4, 8)
+    torch.save(G.state_dict(), tmp_path/'model.pt')
+    (tmp_path/'train.json').write_text(json.dumps({'config': G.config(), 'data': 'fmnist'}))
+    return tmp_path
+
+def test_score_generator_predicts_only_what_the_fit_covers(tmp_path):
+    from genprior_nb.validity import score_generator, score_report
+    run = _tiny_run(tmp_path)
+    quick = dict(n_images=2, restarts=1, steps=2, n_recovery=1, samples=False, progress=False)
+    r = score_generator(run, data='shapes', **quick)
+    assert r['predictions'] is None and 'fitted on Fashion-MNIST 28x28' in r['note']
+    assert r['evaluation']['dataset'] == 'shapes' and 'representation PSNR' in score_report(r)
+    r = score_generator(run, **quick)   # the model's own training data (fmnist), but not the default sizes
+    assert r['predictions'] is None and r['note'].startswith("no prediction: the predictors assume evaluate_generator's default sizes")
+    with pytest.raises(ValueError, match="source must be a shipped model .* got 'no-such-model'"): score_generator('no-such-model')
