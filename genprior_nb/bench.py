@@ -7,12 +7,10 @@ from __future__ import annotations
 import os, json, math, time, platform
 from dataclasses import asdict
 from pathlib import Path
-import numpy as np
 import torch
 from torch import Tensor
-import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
-from .core import check_int, check_choice, get_device, atomic_write_bytes, write_csv, read_csv, claim_lock
+from .core import check_int, check_choice, get_device, atomic_write_bytes, write_csv, claim_lock
 from .data import eval_images, save_figure
 from .operators import LinearOperator, CompressedSensing, RandomInpainting, OPERATORS, make_operator
 from .generators import module_device
@@ -21,7 +19,7 @@ from .pretrained import load_pretrained, list_pretrained
 from .latent_opt import reconstruct, csgm, prune_step
 from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, mean_ci, format_table
-from .bench_settings import (BENCH_NOISE, QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, QUICK_SETTINGS, Cell,
+from .bench_settings import (QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, QUICK_SETTINGS, Cell,
                                         quality_grid, bench_operator, sparse_weight, soft_tv_weights, classical_settings)
 from .bench_report import aggregate, paired_comparison, paired_table, table_rows, plot_msweep, plot_operator_table
 
@@ -88,78 +86,108 @@ def pass_flops(G:torch.nn.Module, # generator
 def matmul_gflops(n:int=1024, # matrix side
                   repeat:int=10, # timed products (the best is kept)
                   device:str|torch.device|None=None, # device
+                  precision:str='fp32', # 'fp32' (TF32 off on CUDA while timing), 'tf32' or 'bf16'
                  ) -> float:
-    "GFLOP/s of an n x n float32 matrix product (2 n^3 FLOPs), best of `repeat`."
-    dev = get_device(device); a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
-    a @ b; _sync(dev); best = math.inf
-    for _ in range(repeat):
-        t = time.perf_counter(); a @ b; _sync(dev); best = min(best, time.perf_counter() - t)
+    "GFLOP/s of an n x n matrix product (2 n^3 FLOPs) in `precision`, best of `repeat`."
+    check_choice(precision, 'precision', ('fp32', 'tf32', 'bf16'))
+    dev = get_device(device); dt = torch.bfloat16 if precision == 'bf16' else torch.float32
+    a, b = torch.randn(n, n, device=dev, dtype=dt), torch.randn(n, n, device=dev, dtype=dt)
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == 'tf32'
+    try:
+        a @ b; _sync(dev); best = math.inf
+        for _ in range(repeat):
+            t = time.perf_counter(); a @ b; _sync(dev); best = min(best, time.perf_counter() - t)
+    finally: torch.backends.cuda.matmul.allow_tf32 = old
     return 2 * n**3 / best / 1e9
 
 # %% ../nbs/18_benchmarks.ipynb #406a8d40
 RECONSTRUCT_COLUMNS = ('protocol', 'images', 'restarts', 'steps', 'seconds', 'images_per_s', 'speedup', 'psnr_mean', 'psnr_ci',
-                       'psnr_ref_images', 'passes_per_image', 'mflop_per_pass', 'gflops', 'peak_fraction')
+                       'psnr_ref_images', 'passes_per_image', 'mflop_per_pass', 'gflops', 'peak_fraction',
+                       'generator', 'device', 'chunk', 'precision', 'compile', 'fused', 'tflops', 'fp32_fraction', 'bf16_fraction')
 
 def bench_reconstruct(out:str|Path='out/bench', # folder for reconstruct.csv
-                      n_images:int|None=None, # largest batch for the batched solver (default 256)
+                      n_images:int|None=None, # largest batch for the batched solver (default 256 on a CPU, 2,048 on CUDA)
                       quick:bool=False, # tiny settings, for a smoke test
                       device:str|None=None, # torch device (default: best available)
-                      generator:str='vae-fmnist-8', # a pretrained generator
+                      generator:str|list|None=None, # pretrained generator(s); None: 'vae-fmnist-8', and 'wgan-fmnist-8' too on CUDA
                       n_reference:int=3, # images solved by the naive reference protocol
                       operator:str='cs', # 'cs' (m = 150) or 'inpaint' (25% of pixels)
                       noise_std:float=0.05, # measurement noise
                       verbose:bool=True, # print the table
+                      chunk:int|None=None, # `csgm` setting (None: its device-aware default)
+                      precision:str|None=None, # `csgm` setting (None: its device-aware default)
+                      compile:bool|str=False, # `csgm` setting; compiled runs are preceded by an untimed one (compilation)
+                      fused:bool|None=None, # `csgm` setting (None: its device-aware default)
                      ) -> list[dict]:
-    "Time the naive reference CSGM protocol against the batched `csgm` on the same images; write OUT/reconstruct.csv."
+    "Time the naive reference CSGM protocol against the batched `csgm` on the same images, per generator; write OUT/reconstruct.csv."
     check_choice(operator, 'operator', ('cs', 'inpaint'))
     say = print if verbose else (lambda *a, **k: None)
     dev, out = get_device(device), Path(out)
-    n_images = check_int(n_images if n_images is not None else (4 if quick else 256), 'n_images', 1, 10_000)
+    cuda = dev.type == 'cuda'
+    n_images = check_int(n_images if n_images is not None else (4 if quick else 2048 if cuda else 256), 'n_images', 1, 10_000)
     n_ref = 1 if quick else check_int(n_reference, 'n_reference', 1, n_images)
     ref_kw = dict(restarts=2, steps=20, lr=0.01) if quick else dict(restarts=10, steps=1000, lr=0.01)
     fast_kw = dict(restarts=2, steps=20) if quick else {}
     eff = {'restarts': 5, 'steps': 300, 'prune': 0.2, **fast_kw}  # csgm's defaults, for the table
     k = prune_step(eff['prune'], eff['steps'])
     eff_passes = eff['restarts'] * eff['steps'] if k is None else eff['restarts'] * k + eff['steps'] - k
-    if generator not in list_pretrained() and quick: generator = list_pretrained()[0]
-    dataset = generator.split('-')[1]
-    G = load_pretrained(generator, dev)
-    op = (CompressedSensing(150, seed=0) if operator == 'cs' else RandomInpainting(0.25, seed=0)).to(dev)
-    x = eval_images(n_images, dataset=dataset)[0].to(dev)
-    y = op.measure(x, noise_std, seed=0)
-    flops, peak = pass_flops(G, op), matmul_gflops(device=dev)
+    gens = ([generator] if isinstance(generator, str) else list(generator) if generator is not None else
+            ['vae-fmnist-8', 'wgan-fmnist-8'] if cuda else ['vae-fmnist-8'])
+    if quick: gens = [g if g in list_pretrained() else list_pretrained()[0] for g in gens]
+    solver_kw = dict(chunk=chunk, precision=precision, compile=compile, fused=fused, **fast_kw)
+    nm = 8192 if cuda else 1024
+    peaks = {p: matmul_gflops(nm, device=dev, precision=p) for p in (('fp32', 'tf32', 'bf16') if cuda else ('fp32', 'bf16'))}
     say(machine_info(dev))
-    say(f"{generator}, {op!r}, noise {noise_std}; one pass {flops/1e6:.1f} MFLOP; 1024x1024 matmul {peak:.1f} GFLOP/s")
+    say(f"{nm}x{nm} matmul: " + ', '.join(f"{p} {v/1e3:.3g} TFLOP/s" for p, v in peaks.items()))
     rows = []
-    def row(protocol, n, r, s, sec, p, p_ref, passes=None):
-        passes = passes or r * s; gf = n * passes * flops / sec / 1e9
-        pm, pc = mean_ci(p)
-        rows.append(dict(protocol=protocol, images=n, restarts=r, steps=s, seconds=round(sec, 3), images_per_s=n / sec,
-                         speedup=None, psnr_mean=pm, psnr_ci=pc, psnr_ref_images=float(p_ref.mean()), passes_per_image=passes,
-                         mflop_per_pass=flops / 1e6, gflops=gf, peak_fraction=gf / peak))
-    _sync(dev); t = time.perf_counter()
-    xn = naive_csgm(y[:n_ref], op, G, seed=0, **ref_kw); _sync(dev); sec = time.perf_counter() - t
-    p = psnr(xn, x[:n_ref]).cpu()
-    row(f"reference, naive loop ({ref_kw['restarts']}x{ref_kw['steps']} Adam lr {ref_kw['lr']})", n_ref,
-        ref_kw['restarts'], ref_kw['steps'], sec, p, p)
-    for n in sorted({n_ref, min(64, n_images), n_images}):
+    for gname in gens:
+        dataset = gname.split('-')[1]
+        G = load_pretrained(gname, dev)
+        op = (CompressedSensing(150, seed=0) if operator == 'cs' else RandomInpainting(0.25, seed=0)).to(dev)
+        x = eval_images(n_images, dataset=dataset)[0].to(dev)
+        y = op.measure(x, noise_std, seed=0)
+        flops = pass_flops(G, op)
+        say(f"\n{gname}, {op!r}, noise {noise_std}; one pass {flops/1e6:.1f} MFLOP")
+        grows = []
+        def row(protocol, n, r, s, sec, p, p_ref, passes=None, settings=None):
+            passes = passes or r * s; gf = n * passes * flops / sec / 1e9
+            pm, pc = mean_ci(p); st = settings or {}
+            grows.append(dict(protocol=protocol, images=n, restarts=r, steps=s, seconds=round(sec, 3), images_per_s=n / sec,
+                              speedup=None, psnr_mean=pm, psnr_ci=pc, psnr_ref_images=float(p_ref.mean()), passes_per_image=passes,
+                              mflop_per_pass=flops / 1e6, gflops=gf, peak_fraction=gf / peaks['fp32'], generator=gname,
+                              device=str(dev), chunk=st.get('chunk'), precision=st.get('precision'), compile=st.get('compile'),
+                              fused=st.get('fused'), tflops=gf / 1e3, fp32_fraction=gf / peaks['fp32'], bf16_fraction=gf / peaks['bf16']))
         _sync(dev); t = time.perf_counter()
-        xb = csgm(y[:n], op, G, seed=0, **fast_kw).x; _sync(dev); sec = time.perf_counter() - t
-        p = psnr(xb, x[:n]).cpu()
-        row(f"genprior_nb csgm, batched ({eff['restarts']}x{eff['steps']}, pruned after {eff['prune']:.0%})", n, eff['restarts'],
-            eff['steps'], sec, p, p[:n_ref], eff_passes)
-    for r in rows: r['speedup'] = r['images_per_s'] / rows[0]['images_per_s']
+        xn = naive_csgm(y[:n_ref], op, G, seed=0, **ref_kw); _sync(dev); sec = time.perf_counter() - t
+        p = psnr(xn, x[:n_ref]).cpu()
+        row(f"reference, naive loop ({ref_kw['restarts']}x{ref_kw['steps']} Adam lr {ref_kw['lr']})", n_ref,
+            ref_kw['restarts'], ref_kw['steps'], sec, p, p, settings={'precision': 'fp32'})
+        for n in sorted({n_ref, min(64, n_images), n_images}):
+            if compile:   # compilation (once per shape) is not part of the timing
+                _sync(dev); t = time.perf_counter(); csgm(y[:n], op, G, seed=0, **solver_kw); _sync(dev)
+                say(f"  {n} images: compiled and run once in {time.perf_counter() - t:.1f} s")
+            _sync(dev); t = time.perf_counter()
+            res = csgm(y[:n], op, G, seed=0, **solver_kw); _sync(dev); sec = time.perf_counter() - t
+            p = psnr(res.x, x[:n]).cpu()
+            row(f"genprior_nb csgm, batched ({eff['restarts']}x{eff['steps']}, pruned after {eff['prune']:.0%})", n, eff['restarts'],
+                eff['steps'], sec, p, p[:n_ref], eff_passes, res.extra['settings'])
+        for r in grows: r['speedup'] = r['images_per_s'] / grows[0]['images_per_s']
+        st = grows[-1]
+        say(f"settings: chunk {st['chunk']}, precision {st['precision']}, compile {st['compile']}, fused Adam {st['fused']}")
+        say(f"| protocol | images | s | images/s | speed-up | PSNR (dB) | PSNR on the {n_ref} reference images | TFLOP/s | % of fp32 matmul | % of bf16 matmul |")
+        say('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
+        for r in grows:
+            ci = 'n/a' if math.isnan(r['psnr_ci']) else f"{r['psnr_ci']:.2f}"
+            say(f"| {r['protocol']} | {r['images']} | {r['seconds']:.1f} | {r['images_per_s']:.4g} | {r['speedup']:.1f}x | "
+                f"{r['psnr_mean']:.2f} ± {ci} | {r['psnr_ref_images']:.2f} | {r['tflops']:.3g} | {100*r['fp32_fraction']:.1f}% | "
+                f"{100*r['bf16_fraction']:.1f}% |")
+        same = grows[1]
+        say(f"{gname}: speed ratio on the same {n_ref} image(s): {same['speedup']:.1f}x; on {st['images']} images: "
+            f"{st['speedup']:.1f}x ({st['images_per_s']:.4g} images/s); PSNR difference on the reference images (batched - naive): "
+            f"{same['psnr_ref_images'] - grows[0]['psnr_ref_images']:+.2f} dB")
+        rows += grows
     write_csv(out/'reconstruct.csv', rows, RECONSTRUCT_COLUMNS)
-    say(f"\n| protocol | images | s | images/s | speed-up | PSNR (dB) | PSNR on the {n_ref} reference images | GFLOP/s (% of matmul) |")
-    say('|---|--:|--:|--:|--:|--:|--:|--:|')
-    for r in rows:
-        ci = 'n/a' if math.isnan(r['psnr_ci']) else f"{r['psnr_ci']:.2f}"
-        say(f"| {r['protocol']} | {r['images']} | {r['seconds']:.1f} | {r['images_per_s']:.3g} | {r['speedup']:.1f}x | "
-            f"{r['psnr_mean']:.2f} ± {ci} | {r['psnr_ref_images']:.2f} | {r['gflops']:.1f} ({100*r['peak_fraction']:.0f}%) |")
-    same = rows[1]
-    say(f"\nspeed ratio on the same {n_ref} image(s): {same['speedup']:.1f}x; on {rows[-1]['images']} images: "
-        f"{rows[-1]['speedup']:.1f}x; PSNR difference on the reference images (batched - naive): "
-        f"{same['psnr_ref_images'] - rows[0]['psnr_ref_images']:+.2f} dB")
     return rows
 
 # %% ../nbs/18_benchmarks.ipynb #f1555b42

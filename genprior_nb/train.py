@@ -17,9 +17,10 @@ from .core import check_int, check_float, check_choice, get_device, atomic_torch
 from .generators import PRECISIONS, autocast, module_device
 
 # %% auto #0
-__all__ = ['BACKENDS', 'TrainingDivergedError', 'DistributedTrainingError', 'Shard', 'BatchStream', 'step_generator', 'rank_seed',
-           'dist_rank', 'dist_world', 'current_shard', 'default_backend', 'rank_threads', 'init_distributed',
-           'close_distributed', 'training_shard', 'fit', 'LossModule', 'ddp_loss', 'synced_batchnorm']
+__all__ = ['BACKENDS', 'TrainingDivergedError', 'DistributedTrainingError', 'Shard', 'BatchStream', 'step_generator',
+           'host_to_device', 'rank_seed', 'dist_rank', 'dist_world', 'current_shard', 'default_backend', 'rank_threads',
+           'init_distributed', 'close_distributed', 'training_shard', 'fit', 'LossModule', 'ddp_loss',
+           'synced_batchnorm']
 
 # %% ../nbs/06_train.ipynb #1710f7d6
 class TrainingDivergedError(RuntimeError):
@@ -72,14 +73,21 @@ class BatchStream:
         self._perm_epoch, self._perm = None, None
     def __getitem__(self, i:int) -> Tensor:
         epoch, j = divmod(i, self.per_epoch)
-        if epoch != self._perm_epoch:
-            self._perm = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.seed*100_003 + epoch))
+        if epoch != self._perm_epoch:   # drawn on the CPU (the same order on any device), moved once per epoch to the data
+            self._perm = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.seed*100_003 + epoch)).to(self.data.device)
             self._perm_epoch = epoch
         return self.data[self._perm[j*self.bs:(j + 1)*self.bs][self.rows]]
 
 def step_generator(seed:int, step:int) -> torch.Generator:
     "The CPU generator that supplies the noise of one training step."
     return torch.Generator().manual_seed(seed*1_000_003 + step)
+
+def host_to_device(t:Tensor, # a CPU tensor, e.g. noise drawn from a step's CPU generator
+                   like:Tensor, # a tensor whose device and dtype the result takes
+                  ) -> Tensor:
+    "`t.to(like)`; to CUDA through pinned memory without blocking, so the host does not wait for the device's queued work."
+    if like.device.type != 'cuda' or t.device.type != 'cpu': return t.to(like)
+    return t.pin_memory().to(like.device, like.dtype, non_blocking=True)
 
 def rank_seed(seed:int, # the run's seed
               rank:int, # the process's rank
@@ -212,7 +220,9 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
         log_every:int=50, # steps between history records
         stop_at:int|None=None, # end after this many steps, with a checkpoint (schedules still span `steps`)
        ) -> dict:
-    "Run `train_step` for `steps` steps with atomic checkpoints, exact resume and divergence checks; return the history."
+    """Run `train_step` for `steps` steps with atomic checkpoints, exact resume and divergence checks; return the history.
+    `train_step` returns its losses as floats or as 0-dim tensors; tensors on a GPU are read back (one transfer) only at
+    log steps and before checkpoints, so the host never waits for the device in between."""
     check_int(steps, 'steps', 0); check_int(ckpt_every, 'ckpt_every', 1)
     end = steps if stop_at is None else min(steps, check_int(stop_at, 'stop_at', 0))
     if max_minutes is not None: check_float(max_minutes, 'max_minutes', 0)
@@ -237,7 +247,22 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
         state = {'step': ck['step'], 'history': ck['history'], 'seconds': ck.get('seconds', 0.0), 'saved': ck['step']}
     elif world > 1: torch.manual_seed(rank_seed(seed, rank))
 
+    queue = []   # (step, logs) of the steps whose logs have not been read back yet
+    def settle():
+        "Read the queued logs in one transfer; raise at the first non-finite one; record the history of log steps."
+        if not queue: return
+        for (s, _), logs in zip(queue, _host_logs([l for _, l in queue])):
+            if not all(math.isfinite(v) for v in logs.values()):
+                raise TrainingDivergedError(f"loss became non-finite at step {s}: {logs}; the last good checkpoint "
+                                            f"{str(ckpt_path)!r} (if any) is kept")
+            if s % log_every == 0 or s + 1 == end:
+                hist['step'].append(s)
+                for k, v in logs.items(): hist.setdefault(k, []).append(v)
+                bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()}, refresh=False)
+        queue.clear()
+
     def save():
+        settle()   # never a checkpoint after a non-finite loss
         if ckpt_path is None: return
         rngs = [None]*world if rank == 0 else None
         if world > 1: dist.gather_object(_rng_state(cuda_dev), rngs, dst=0)
@@ -262,14 +287,9 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
             if world > 1:
                 over = max_minutes is not None and sec0 + time.time() - t0 > 60*max_minutes
                 logs, (interrupted, over) = _reduce_logs(logs, [stop.requested, over])
-            if not all(math.isfinite(v) for v in logs.values()):
-                raise TrainingDivergedError(f"loss became non-finite at step {step}: {logs}; the last good checkpoint "
-                                            f"{str(ckpt_path)!r} (if any) is kept")
+            queue.append((step, logs))
+            if not _on_device(logs) or step % log_every == 0 or step + 1 == end: settle()   # host values: checked at once
             state['step'] = step + 1
-            if step % log_every == 0 or state['step'] == end:
-                hist['step'].append(step)
-                for k, v in logs.items(): hist.setdefault(k, []).append(float(v))
-                bar.set_postfix({k: f'{v:.3g}' for k, v in logs.items()}, refresh=False)
             bar.update(1)
             state['seconds'] = sec0 + time.time() - t0
             if state['step'] % ckpt_every == 0: save()
@@ -294,6 +314,16 @@ def fit(models:dict, # name -> nn.Module, everything whose weights are saved
     finally: stop.restore()
     for m in models.values(): m.eval()
     return {**hist, 'seconds': state['seconds'], 'steps_done': state['step'], 'world_size': world}
+
+def _on_device(logs:dict) -> bool:
+    "Whether some log value is a tensor off the CPU (reading it would wait for the device)."
+    return any(isinstance(v, Tensor) and v.device.type != 'cpu' for v in logs.values())
+
+def _host_logs(entries:list) -> list:
+    "Log dicts with Python float values; the tensor values of all of them read back in one transfer."
+    ts = [v.detach().reshape(()).double() for l in entries for v in l.values() if isinstance(v, Tensor)]
+    flat = iter(torch.stack([t.to(ts[0].device) for t in ts]).tolist() if ts else [])
+    return [{k: next(flat) if isinstance(v, Tensor) else float(v) for k, v in l.items()} for l in entries]
 
 # %% ../nbs/06_train.ipynb #e4551bdd
 class LossModule(nn.Module):

@@ -6,11 +6,11 @@
 from __future__ import annotations
 from pathlib import Path
 import torch
-from torch import nn, Tensor
+from torch import Tensor
 import torch.nn.functional as F
 from .core import check_int, check_float, check_choice, check_images, cosine_lr
 from .generators import Generator, ConvDecoder, ConvEncoder
-from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard
+from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard, host_to_device
 
 # %% auto #0
 __all__ = ['LIKELIHOODS', 'AE', 'VAE', 'train_autoencoder']
@@ -44,7 +44,7 @@ class AE(Generator):
             ) -> tuple[Tensor, dict]:
         "Mean over the batch of the summed reconstruction loss (squared error or cross-entropy)."
         rec = self.rec_loss(self.encode(x), x)
-        return rec, {'rec': rec.item()}
+        return rec, {'rec': rec.detach()}
     def rec_loss(self, z:Tensor, # codes (B, latent_dim)
                  x:Tensor, # target images (B, *image_shape)
                 ) -> Tensor:
@@ -77,11 +77,11 @@ class VAE(AE):
     def loss(self, x, generator=None, kl_scale:float=1.0, shard:Shard|None=None):
         "Negative ELBO per image: reconstruction loss + kl_scale * kl_weight * KL (kl_scale < 1 during warm-up)."
         mu, logvar = (t.float() for t in self.encode_dist(x))   # float32 under bf16 autocast too (a no-op otherwise)
-        eps = (shard or Shard()).randn(mu.shape, generator).to(mu)
+        eps = host_to_device((shard or Shard()).randn(mu.shape, generator), mu)
         z = mu + eps * (0.5*logvar).exp()
         rec = self.rec_loss(z, x)
         kl = 0.5*(mu**2 + logvar.exp() - 1 - logvar).sum() / len(x)
-        return rec + kl_scale*self.kl_weight*kl, {'rec': rec.item(), 'kl': kl.item()}
+        return rec + kl_scale*self.kl_weight*kl, {'rec': rec.detach(), 'kl': kl.detach()}
     def config(self): return {**super().config(), 'kl_weight': self.kl_weight}
 
 LIKELIHOODS = ('gaussian', 'bernoulli')
@@ -102,12 +102,14 @@ def train_autoencoder(model:AE, # an AE or VAE (trained in place)
                       kl_warmup:int=0, # VAE only: steps over which the KL weight ramps up linearly from 0
                       stop_at:int|None=None, # end after this many steps (the learning-rate schedule still spans `steps`)
                       precision:str='fp32', # 'fp32' or 'bf16' (autocast for the forward passes)
+                      channels_last:bool=False, # train in channels-last memory format (the model keeps it)
                      ) -> dict:
     "Train an AE/VAE with deterministic batches and checkpoints, on one process or several (torchrun); returns the loss history."
     if not isinstance(model, AE): raise TypeError(f"model must be an AE or VAE, got {type(model).__name__}")
     check_images(data, 'data', model.image_shape); check_float(lr, 'lr', 0, lo_open=True)
     shard = training_shard(model.device)   # Shard(0, 1) unless torchrun started several processes
     data = data.to(model.device)
+    if channels_last: model.to(memory_format=torch.channels_last); data = data.contiguous(memory_format=torch.channels_last)
     batches = BatchStream(data, batch_size, seed, shard)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = ddp_loss(model, lambda m, x, gen, **kw: m.loss(x, gen, shard=shard, **kw), precision)   # DDP when several
@@ -116,7 +118,7 @@ def train_autoencoder(model:AE, # an AE or VAE (trained in place)
         warm = {'kl_scale': min(1.0, step / kl_warmup)} if kl_warmup and isinstance(model, VAE) else {}
         loss, logs = loss_fn(batches[step], gen, **warm)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        return {'loss': loss.item(), **logs}
+        return {'loss': loss.detach(), **logs}   # tensors: fit reads them back only at log steps
     config = {**model.config(), 'steps': steps, 'batch_size': batch_size, 'lr': lr, 'seed': seed, 'kl_warmup': kl_warmup}
     if precision != 'fp32': config['precision'] = precision
     with synced_batchnorm(model):

@@ -4,14 +4,13 @@
 
 # %% ../nbs/08_wgan.ipynb #3f59827e
 from __future__ import annotations
-import math
 from pathlib import Path
 import torch
 from torch import nn, Tensor
 from .core import check_int, check_float, check_images
 from .generators import Generator, ConvDecoder, check_image_shape
 from .generators import autocast
-from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard
+from .train import BatchStream, Shard, fit, ddp_loss, synced_batchnorm, training_shard, host_to_device
 
 # %% auto #0
 __all__ = ['WGANGenerator', 'Critic', 'gradient_penalty', 'train_wgan']
@@ -59,7 +58,7 @@ def gradient_penalty(critic:nn.Module, # the critic
                      shard:Shard|None=None, # this process's rows of the global batch (None: all)
                     ) -> Tensor:
     "Mean of (||grad critic(x_hat)||_2 - 1)^2 over random interpolates x_hat."
-    eps = (shard or Shard()).rand((len(real), 1, 1, 1), generator).to(real)
+    eps = host_to_device((shard or Shard()).rand((len(real), 1, 1, 1), generator), real)
     x_hat = (eps*real + (1 - eps)*fake).requires_grad_(True)
     grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1)**2).mean()
@@ -83,6 +82,7 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
                log_every:int=20, # steps between history records
                stop_at:int|None=None, # end after this many generator steps
                precision:str='fp32', # 'fp32' or 'bf16' (autocast for the forward passes)
+               channels_last:bool=False, # train in channels-last memory format (the models keep it)
               ) -> dict:
     "Train a WGAN-GP on one process or several (torchrun); the history has the critic loss, generator loss and Wasserstein estimate."
     if not isinstance(G, WGANGenerator): raise TypeError(f"G must be a WGANGenerator, got {type(G).__name__}")
@@ -92,6 +92,10 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
         raise ValueError(f"the critic takes images of shape {D.image_shape} but the generator makes {G.image_shape}")
     check_float(gp_weight, 'gp_weight', 0); check_float(lr, 'lr', 0, lo_open=True)
     dev = G.device; D.to(dev); data = data.to(dev)
+    if channels_last:
+        for m in (G, D): m.to(memory_format=torch.channels_last)
+        data = data.contiguous(memory_format=torch.channels_last)
+    z_like = torch.empty((), device=dev)   # the device and dtype of the codes
     shard = training_shard(dev)   # Shard(0, 1) unless torchrun started several processes
     batches = BatchStream(data, batch_size, seed, shard)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=tuple(betas))
@@ -101,12 +105,12 @@ def train_wgan(G:WGANGenerator, # generator (trained in place)
     def train_step(step, gen):
         for j in range(n_critic):
             real = batches[step*n_critic + j]
-            with torch.no_grad(), autocast(dev, precision): fake = G(shard.randn((len(real), G.latent_dim), gen).to(dev)).float()
+            with torch.no_grad(), autocast(dev, precision): fake = G(host_to_device(shard.randn((len(real), G.latent_dim), gen), z_like)).float()
             loss_d, d_real, d_fake, gp = critic_loss(real, fake, gen)
             opt_d.zero_grad(set_to_none=True); loss_d.backward(); opt_d.step()
-        loss_g = gen_loss(shard.randn((batch_size // shard.world, G.latent_dim), gen).to(dev))
+        loss_g = gen_loss(host_to_device(shard.randn((batch_size // shard.world, G.latent_dim), gen), z_like))
         opt_g.zero_grad(set_to_none=True); loss_g.backward(); opt_g.step()
-        return {'loss_d': loss_d.item(), 'loss_g': loss_g.item(), 'w_dist': (d_real - d_fake).item(), 'gp': gp.item()}
+        return {'loss_d': loss_d.detach(), 'loss_g': loss_g.detach(), 'w_dist': (d_real - d_fake).detach(), 'gp': gp.detach()}
     config = {**G.config(), 'critic_width': D.width, 'steps': steps, 'batch_size': batch_size,
               'n_critic': n_critic, 'gp_weight': gp_weight, 'lr': lr, 'betas': list(betas), 'seed': seed}
     if precision != 'fp32': config['precision'] = precision

@@ -166,3 +166,44 @@ def test_tv_and_fista_read_nothing_per_iteration(classical, monkeypatch):
         tv_reconstruct(yi, inp, 0.03, n_iter=it, tol=1e-12); lasso(yc, cs, 0.02, 'dct', n_iter=it, tol=1e-12)
         reads.append(dict(n)); n.clear()
     assert reads[0] == reads[1], reads
+
+# ---------------------------------------------------------------- training: logs read back at log steps only
+
+from genprior_nb import train
+from genprior_nb.train import fit, TrainingDivergedError, BatchStream, host_to_device
+from genprior_nb.core import safe_torch_load
+
+def _lin_run(tmp_path, bad_step=None, log_every=3, steps=10):
+    torch.manual_seed(0)
+    lin = nn.Linear(3, 1); opt = torch.optim.SGD(lin.parameters(), lr=0.1); xb = torch.randn(8, 3)
+    def train_step(step, gen):
+        loss = (lin(xb) - 1).pow(2).mean(); opt.zero_grad(); loss.backward(); opt.step()
+        if step == bad_step: loss = loss * float('nan')
+        return {'loss': loss.detach(), 'half': loss.detach() / 2}
+    p = tmp_path/'ck.pt'
+    h = fit({'m': lin}, {'opt': opt}, train_step, steps, ckpt_path=p, ckpt_every=2, progress=False, log_every=log_every)
+    return h, p
+
+def test_device_logs_are_read_at_log_steps_with_the_same_history(tmp_path, monkeypatch):
+    ref, _ = _lin_run(tmp_path/'a')
+    reads = []
+    orig = train._host_logs
+    monkeypatch.setattr(train, '_on_device', lambda logs: True)   # as if the losses lived on a GPU
+    monkeypatch.setattr(train, '_host_logs', lambda entries: reads.append(len(entries)) or orig(entries))
+    h, _ = _lin_run(tmp_path/'b')
+    assert {k: h[k] for k in ('step', 'loss', 'half')} == {k: ref[k] for k in ('step', 'loss', 'half')}
+    assert sum(reads) == 10 and len(reads) < 10, reads   # every step's logs read, several steps per transfer
+
+def test_deferred_nonfinite_loss_still_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, '_on_device', lambda logs: True)
+    with pytest.raises(TrainingDivergedError, match='non-finite at step 5'):
+        _lin_run(tmp_path, bad_step=5, log_every=50)   # read before the checkpoint of step 6, not at a log step
+    fct_ck = safe_torch_load(tmp_path/'ck.pt')
+    assert fct_ck['step'] == 4
+
+def test_host_to_device_and_batch_order():
+    t = torch.randn(4, 3)
+    like = torch.zeros((), dtype=torch.float64)
+    assert torch.equal(host_to_device(t, like), t.double())
+    data = torch.arange(20.)[:, None]
+    assert torch.equal(BatchStream(data, 4, seed=3)[7], BatchStream(data.clone(), 4, seed=3)[7])
