@@ -12,7 +12,8 @@ from .metrics import mean_ci
 
 # %% auto #0
 __all__ = ['QUALITY_COLUMNS', 'PAIRED_COLUMNS', 'aggregate', 'method_label', 'table_rows', 'paired_comparison', 'paired_table',
-           'plot_msweep', 'plot_operator_table', 'problem_label', 'method_name', 'headline_table']
+           'plot_msweep', 'plot_operator_table', 'problem_label', 'method_name', 'verdict', 'paired_phrase',
+           'headline_table']
 
 # %% ../nbs/17_bench_report.ipynb #0b828bfd
 QUALITY_COLUMNS = ('experiment', 'dataset', 'operator', 'level', 'noise', 'generator', 'method', 'n', 'psnr_mean', 'psnr_ci',
@@ -145,6 +146,16 @@ def method_name(label:str, # a `method_label`, e.g. 'VAE soft_constraint_tv' or 
     *gen, m = label.split(' ')
     name = _METHODS.get(m, m)
     return f"{gen[0]}, {name}" if gen else name
+
+def verdict(r:dict, # a paired.csv row
+           ) -> str:
+    "'leads', 'trails' or 'ties': whether the prior's paired 95% interval lies above 0, below 0, or covers it."
+    return 'leads' if r['psnr_diff'] - r['psnr_diff_ci'] > 0 else 'trails' if r['psnr_diff'] + r['psnr_diff_ci'] < 0 else 'ties'
+
+def paired_phrase(r:dict, # a paired.csv row
+                 ) -> str:
+    "The paired difference in words, e.g. '+3.41 ± 0.34 dB (better on 95% of the images)'."
+    return f"{r['psnr_diff']:+.2f} ± {r['psnr_diff_ci']:.2f} dB (better on {r['prior_better_fraction']:.0%} of the images)"
 
 def headline_table(paired:list[dict], # rows of a paired.csv
                   ) -> str:

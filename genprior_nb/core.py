@@ -151,8 +151,6 @@ def atomic_torch_save(obj, # tensors, numbers, strings and containers of them
     return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #6d25cba2
-import pickle, zipfile
-
 class UnsafeCheckpointError(ValueError):
     "Raised when a checkpoint holds objects that `weights_only=True` refuses, or is not a checkpoint at all."
 

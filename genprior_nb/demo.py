@@ -4,11 +4,10 @@
 
 # %% ../nbs/11_demo.ipynb #0d1e7c0f
 from __future__ import annotations
-import sys, json, time, platform
+import json, time, platform
 from pathlib import Path
 import numpy as np
 import torch
-import matplotlib
 from .core import get_device, seed_everything, check_int, check_choice, write_csv, atomic_write_bytes
 from .data import eval_images, show_images, save_figure
 from .operators import RandomInpainting

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import torch
 from torch import nn, Tensor
-from .core import check_int, check_images, check_choice
+from .core import check_int, check_choice
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'module_device', 'check_generator', 'frozen', 'Generator', 'check_image_shape', 'conv_levels',
