@@ -13,7 +13,7 @@ from .metrics import mean_ci
 # %% auto #0
 __all__ = ['QUALITY_COLUMNS', 'PAIRED_COLUMNS', 'aggregate', 'method_label', 'table_rows', 'paired_comparison', 'paired_table',
            'plot_msweep', 'plot_operator_table', 'problem_label', 'method_name', 'verdict', 'paired_phrase',
-           'headline_table']
+           'headline_table', 'paired_reading', 'generator_gap', 'method_span', 'run_record']
 
 # %% ../nbs/17_bench_report.ipynb #0b828bfd
 QUALITY_COLUMNS = ('experiment', 'dataset', 'operator', 'level', 'noise', 'generator', 'method', 'n', 'psnr_mean', 'psnr_ci',
@@ -132,7 +132,8 @@ _PROBLEMS = {'inpaint': lambda v: f"inpainting, {v:.0%} of the pixels", 'block':
              'limited_tomo': lambda v: f"limited-angle tomography, 0-{v:g} degrees", 'denoise': lambda v: f"denoising, noise std {v:g}"}
 _METHODS = {'csgm': 'CSGM', 'sparse_deviation': 'sparse deviation', 'soft_constraint': 'soft constraint',
             'soft_constraint_tv': 'soft constraint + TV', 'pgd_gan': 'PGD-GAN', 'tv': 'TV', 'tikhonov': 'Tikhonov',
-            'l1_dct': 'l1-DCT', 'l1_wavelet': 'l1-Haar', 'adjoint': 'adjoint', 'least_squares': 'least squares'}
+            'l1_dct': 'l1-DCT', 'l1_wavelet': 'l1-Haar', 'adjoint': 'adjoint', 'least_squares': 'least squares',
+            'fbp': 'FBP', 'biharmonic': 'biharmonic inpainting', 'bm3d': 'BM3D', 'pnp_bm3d': 'PnP-BM3D', 'desyre': 'DESYRE'}
 
 def problem_label(operator:str, # an operator name
                   level:float, # its level
@@ -167,3 +168,43 @@ def headline_table(paired:list[dict], # rows of a paired.csv
                     f"{method_name(r['classical'])} | {r['classical_psnr']:.2f} | {r['psnr_diff']:+.2f} ± {r['psnr_diff_ci']:.2f} | "
                     f"{r['prior_better_fraction']:.0%} |")
     return '\n'.join(rows)
+
+_VERDICT_HEADS = {'leads': 'The prior leads', 'ties': 'A tie', 'trails': 'The classical method wins'}
+
+def paired_reading(paired:list[dict], # rows of a paired.csv, one experiment and data set
+                  ) -> str:
+    "Markdown bullets: where the best prior method leads, ties with or trails the best classical one, with every margin."
+    out = []
+    for v, head in _VERDICT_HEADS.items():
+        rs = sorted((r for r in paired if verdict(r) == v), key=lambda r: -r['psnr_diff'])
+        if not rs: continue
+        items = '; '.join(f"{problem_label(r['operator'], r['level'])}: {method_name(r['prior'])} {r['prior_psnr']:.2f} dB "
+                          f"against {method_name(r['classical'])} {r['classical_psnr']:.2f} dB, {paired_phrase(r)}" for r in rs)
+        out.append(f"- **{head} on {len(rs)} of {len(paired)} problems.** {items}.")
+    return '\n'.join(out)
+
+def _problem(r): return (r['experiment'], r['dataset'], r['operator'], float(r['level']))
+
+def generator_gap(rows:list[dict], # quality.csv rows
+                  a:str='VAE', b:str='WGAN', # two generator families (`method_label` prefixes)
+                 ) -> dict|None:
+    "Mean PSNR of family a minus family b with the same method on the same problem: min, max, pairs and how many a wins."
+    psnr = {(_problem(r), method_label(r)): r['psnr_mean'] for r in rows if r['generator']}
+    d = [p - psnr[(k, f"{b} {lab.split(' ', 1)[1]}")] for (k, lab), p in psnr.items()
+         if lab.startswith(a + ' ') and (k, f"{b} {lab.split(' ', 1)[1]}") in psnr]
+    return dict(min=min(d), max=max(d), pairs=len(d), a_wins=sum(x > 0 for x in d)) if d else None
+
+def method_span(rows:list[dict], # quality.csv rows
+                label:str, # a `method_label`, e.g. 'VAE csgm'
+               ) -> tuple[float, float]|None:
+    "The lowest and highest mean PSNR of one method over the problems of `rows`."
+    p = [r['psnr_mean'] for r in rows if method_label(r) == label]
+    return (min(p), max(p)) if p else None
+
+def run_record(run:dict, # a *_run.json record
+              ) -> str:
+    "A run record in words: machine, cells, summed cell time, and each run's own line."
+    runs = ''.join(f"\n- {x}" for x in run.get('runs', []))
+    return (f"**Run record.** {run['machine']}. {run['done']} of {run['cells']} cells on {run['n_images']} images, summed cell "
+            f"time {run['cell_seconds_total']:,.0f} s ({run['cell_seconds_total'] / 3600:.1f} CPU-hours), finished "
+            f"{run.get('finished_utc', 'n/a')} UTC.{runs}")

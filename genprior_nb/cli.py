@@ -8,7 +8,7 @@ import os, sys, json, argparse, shlex, subprocess
 from pathlib import Path
 import torch
 from . import __version__
-from .core import set_cpu_threads, get_device, atomic_torch_save, atomic_write_bytes, check_choice, check_int, check_float
+from .core import set_cpu_threads, atomic_torch_save, atomic_write_bytes, check_choice, check_int, check_float
 from .train import DistributedTrainingError
 
 # %% auto #0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #e0b8bb92
 from __future__ import annotations
-import os, gzip, struct, tempfile, urllib.request
+import os, gzip, struct, urllib.request
 from pathlib import Path
 import numpy as np
 import torch

@@ -7,14 +7,12 @@ from __future__ import annotations
 import json, math, time, importlib.resources
 from pathlib import Path
 import torch
-import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .core import check_int, check_float, check_choice, check_images, cosine_lr, get_device, read_csv
 from .operators import LinearOperator
-from .generators import check_image_shape, module_device
+from .generators import check_image_shape
 from .train import BatchStream, fit, training_shard, ddp_loss, synced_batchnorm
-from .metrics import psnr
 from .pretrained import load_weights
 
 # %% auto #0
@@ -136,7 +134,7 @@ class TightFrameUNet(nn.Module):
         "The level-weighted l1 norm sum_l w_l |xi_l| per image, (B,)."
         return (xi.abs() * self.coef_weights).sum(1)
 
-# %% ../nbs/22_desyre.ipynb #69549bef
+# %% ../nbs/22_desyre.ipynb #5e2faefe
 def desyre_loss(net:TightFrameUNet, # the network
                 x:Tensor, # a batch of clean images (B, *net.image_shape)
                 l1_weight:float=1e-2, # weight of the level-weighted l1 norm of the coefficients (per pixel)
@@ -182,7 +180,7 @@ def train_desyre(net:TightFrameUNet, # the network (trained in place)
         return fit({'net': net}, {'opt': opt}, train_step, steps, ckpt_path, ckpt_every, resume, config, seed,
                    max_minutes, progress, log_every, stop_at)
 
-# %% ../nbs/22_desyre.ipynb #e1347186
+# %% ../nbs/22_desyre.ipynb #4db59a22
 DESYRE_DIR = Path(str(importlib.resources.files('genprior_nb')))/'weights'/'desyre'
 
 def list_desyre() -> list[str]:
@@ -220,7 +218,7 @@ def load_desyre(name:str|Path='desyre-fmnist', # a shipped network, or the path 
         net = load_weights(build_desyre(desyre_card(name)['config']), DESYRE_DIR/f'{name}.pt')
     return net.eval().requires_grad_(False).to(get_device(device or 'cpu'))
 
-# %% ../nbs/22_desyre.ipynb #2304af14
+# %% ../nbs/22_desyre.ipynb #f85e37a5
 from .operators import ParallelBeamTomography
 from .baselines import soft_threshold, tikhonov, tv_reconstruct, default_lambda, discrepancy_lambda
 from .latent_opt import ReconResult, _solver, _lam_tensor
@@ -313,12 +311,13 @@ def desyre(y:Tensor, # measurements (B, *op.out_shape)
            clamp:bool=True, # clip the images to [0, 1]
            log_every:int=10, # iterations between history records
            progress:bool=False, # tqdm bar
+           precision:str='fp32', # passes of D in 'fp32', 'tf32' (CUDA) or 'bf16' (see `latent_opt.solver_precision`); the backtracking test wants fp32
           ) -> ReconResult:
     "Deep synthesis regularisation: x = D(xi*), xi* = argmin 1/2||A D(xi) - y||^2 + alpha sum_l w_l |xi_l|, by FISTA from xi0 = E(x0)."
     check_int(steps, 'steps', 1); check_float(eta, 'eta', 1, lo_open=True); check_float(tol, 'tol', 0)
     check_int(log_every, 'log_every', 1)
     B, t0, K = len(y), time.time(), net.latent_dim
-    w = getattr(net, 'coef_weights', None)
+    w = getattr(getattr(net, 'G', net), 'coef_weights', None)   # a bf16 wrapper keeps the network as .G
     w = torch.ones(K, device=y.device, dtype=y.dtype) if w is None else w.to(y)
     x0 = None
     if isinstance(init, Tensor):
@@ -355,7 +354,7 @@ def desyre(y:Tensor, # measurements (B, *op.out_shape)
                        hist.reshape(len(hist), B, 1), time.time() - t0, 'desyre', steps_run,
                        {'alpha': alpha_t, 'x0': x0, 'L': L, 'nonzero': (xi != 0).float().mean(1)})
 
-# %% ../nbs/22_desyre.ipynb #f2bbe17e
+# %% ../nbs/22_desyre.ipynb #c1671270
 DESYRE_TUNING = Path(str(importlib.resources.files('genprior_nb')))/'tuning'/'desyre_tuning.csv'
 
 def _desyre_tuning(path=None) -> dict:

@@ -127,7 +127,7 @@ def _saved_per_problem(G, op) -> tuple[int, int]:
             total += t.numel() * t.element_size(); big = max(big, t.numel()); return t
         z = torch.zeros(n, G.latent_dim, device=dev, requires_grad=True)
         y = torch.zeros((n,) + tuple(op.out_shape), device=dev)
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): _per_item(op.A(G(z)) - y).sum()
+        with frozen(G), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): _per_item(op.A(G(z)) - y).sum()
         return total, big
     (t2, _), (t4, b4) = probe(2), probe(4)   # the difference drops what every batch saves alike (the weights)
     return max(0, t4 - t2) // 2, max(1, b4 // 4)

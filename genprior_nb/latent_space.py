@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_latent_space.ipynb #53766b9b
 from __future__ import annotations
-import io, math, time
+import io, time
 from dataclasses import dataclass
 import numpy as np
 import torch

@@ -5,7 +5,7 @@
 # %% ../nbs/14_mode_collapse.ipynb #57cd2757
 from __future__ import annotations
 import contextlib, io, json, math, time, warnings, importlib.resources
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch

@@ -4,11 +4,11 @@
 
 # %% ../nbs/09_pretrained.ipynb #6cfbdd75
 from __future__ import annotations
-import json, time, inspect, importlib.resources
+import json, inspect, importlib.resources
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from .core import check_int, get_device, safe_torch_load, atomic_write_bytes, UnsafeCheckpointError
+from .core import get_device, safe_torch_load, atomic_write_bytes, UnsafeCheckpointError
 from .generators import Generator
 from .vae import AE, VAE
 from .metrics import psnr

@@ -5,7 +5,7 @@
 # %% ../nbs/12_range.ipynb #2df3ed16
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn, Tensor

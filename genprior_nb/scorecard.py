@@ -7,10 +7,9 @@ from __future__ import annotations
 import json, math, time
 from pathlib import Path
 import numpy as np
-import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .core import check_int, check_float, check_choice, check_images, atomic_write_bytes
+from .core import check_int, check_choice, check_images, atomic_write_bytes
 from .generators import module_device, frozen
 from .data import DATASETS, NATIVE_SIZE, eval_images
 from .range import representation_error, recovery_rate, restart_statistics

@@ -202,7 +202,9 @@ def run_family(runs:str|Path='runs/validity', # folder of the training runs and 
         G = load_model(m['run'])
         ev = score_member(m['name'], G, results)
         if recon: recon_member(m['name'], G, results, runs/'cells', log=log)
-        rows = [manifest_row(x) for x in family_members(runs) if (Path(x['run'])/'model.pt').is_file()]
+        # only finished members: a parent run paused at a checkpoint's step has a model.pt that is not yet its own
+        rows = [manifest_row(x) for x in family_members(runs) if _steps_done(Path(x['run'])) == (x['stop_at'] or FAMILY_STEPS[x['model']])
+                and (Path(x['run'])/'model.pt').is_file()]
         write_csv(results/'manifest.csv', rows, MANIFEST_COLUMNS)
         store_weights(runs, results)
         done.append(m['name'])

@@ -21,7 +21,7 @@ where it stopped; then quality.csv and paired.csv (`bench_report.aggregate`, `pa
 import os, sys, time, json
 from pathlib import Path
 import torch
-from genprior_nb.core import set_cpu_threads, read_csv, write_csv, atomic_write_bytes
+from genprior_nb.core import set_cpu_threads, read_csv, write_csv
 from genprior_nb.data import eval_images, ellipses_dataset
 from genprior_nb.operators import make_operator
 from genprior_nb.pretrained import load_pretrained, list_pretrained

@@ -3,8 +3,9 @@
 The package as it was at a git revision (default: 731fb2e, the commit that recorded the CPU reference results before any
 change) is extracted into a temporary folder and imported under another name beside the current one. Both solve the
 same images (Fashion-MNIST evaluation subset, VAE prior, compressed sensing m = 150, noise 0.05) with their defaults,
-alternately, `--repeats` times each, on one torch thread; the results must be bitwise equal. Writes
-nbs/benchmarks/cpu_before_after.csv (one row per run) and prints the ratio of the best times.
+alternately (the order swapped every repeat), `--repeats` times each, on one torch thread; the results must be bitwise
+equal. Writes nbs/benchmarks/cpu_before_after.csv (one row per run: wall and CPU seconds; the CPU time of the process is
+the steadier measure on a shared machine) and prints the ratios of the best times.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/cpu_before_after.py --images 64 --repeats 2
 """
@@ -21,7 +22,7 @@ def old_package(rev:str, name:str='genprior_before'):
     tarfile.open(fileobj=io.BytesIO(tar)).extractall(tmp)
     (tmp/'genprior_nb').rename(tmp/name)
     sys.path.insert(0, str(tmp))
-    return importlib.import_module(f'{name}.latent_opt'), importlib.import_module(f'{name}.pretrained')
+    return tuple(importlib.import_module(f'{name}.{m}') for m in ('latent_opt', 'pretrained', 'operators'))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,24 +39,32 @@ def main():
     from genprior_nb.metrics import psnr
     from genprior_nb.core import write_csv
     from genprior_nb.bench import machine_info
-    old_lo, old_pre = old_package(a.rev)
+    old_lo, old_pre, old_ops = old_package(a.rev)
     x = eval_images(a.images)[0]
     op = CompressedSensing(150, seed=0); y = op.measure(x, 0.05, seed=0)
-    solvers = {'before': (old_lo.csgm, old_pre.load_pretrained('vae-fmnist-8')), 'after': (csgm, load_pretrained('vae-fmnist-8'))}
+    old_op = old_ops.CompressedSensing(150, seed=0)   # each version's own classes; the same matrix
+    assert torch.equal(old_op.matrix, op.matrix)
+    solvers = {'before': (old_lo.csgm, old_pre.load_pretrained('vae-fmnist-8'), old_op),
+               'after': (csgm, load_pretrained('vae-fmnist-8'), op)}
     print(machine_info(torch.device('cpu')))
     rows, out = [], {}
     for r in range(a.repeats):
-        for version, (solve, G) in solvers.items():
-            t = time.perf_counter(); res = solve(y, op, G); sec = time.perf_counter() - t
+        for version in (('before', 'after') if r % 2 == 0 else ('after', 'before')):   # alternating order
+            solve, G, A = solvers[version]
+            c, t = time.process_time(), time.perf_counter(); res = solve(y, A, G)
+            sec, cpu = time.perf_counter() - t, time.process_time() - c
             out[version] = res.x
             rows.append(dict(version=version, rev=a.rev if version == 'before' else 'HEAD', repeat=r, images=a.images,
-                             seconds=round(sec, 3), images_per_s=a.images / sec, psnr=psnr(res.x, x).mean().item()))
+                             seconds=round(sec, 3), cpu_seconds=round(cpu, 3), images_per_s=a.images / sec,
+                             psnr=psnr(res.x, x).mean().item()))
             print(rows[-1], flush=True)
     same = torch.equal(out['before'], out['after'])
-    best = {v: min(r['seconds'] for r in rows if r['version'] == v) for v in solvers}
+    best = {(v, k): min(r[k] for r in rows if r['version'] == v) for v in solvers for k in ('seconds', 'cpu_seconds')}
     for r in rows: r['bitwise_equal'] = same
     write_csv(a.out, rows, list(rows[0]))
-    print(f"bitwise equal: {same}; best of {a.repeats}: before {best['before']:.1f} s, after {best['after']:.1f} s, "
-          f"after/before speed {best['before'] / best['after']:.3f}x -> {a.out}")
+    for k in ('seconds', 'cpu_seconds'):
+        print(f"best of {a.repeats} ({k}): before {best['before', k]:.1f}, after {best['after', k]:.1f}: "
+              f"after/before speed {best['before', k] / best['after', k]:.3f}x")
+    print(f"bitwise equal: {same} -> {a.out}")
 
 if __name__ == '__main__': main()

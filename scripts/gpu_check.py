@@ -5,11 +5,12 @@ What it measures, on the same images and problem as `genprior bench reconstruct`
 compressed sensing m = 150, noise 0.05; `csgm` with its defaults, 5 restarts x 300 steps pruned after 20%):
   1. the device's matrix throughput: 8192^3 products in fp32 (TF32 off), TF32 and bf16;
   2. `csgm` on `--images` images (2,048) for the VAE and the WGAN-GP in fp32 (TF32 off everywhere, the PSNR reference),
-     TF32 (the CUDA default) and bf16, eager: images/s, PSNR and its difference to fp32, TFLOP/s, the fraction of the
-     fp32 and bf16 matmul throughput, the chunk the device-aware default chose, peak memory;
+     fp32 with the unfused Adam (the effect of fused Adam), TF32 (the CUDA default) and bf16, eager: images/s, PSNR and
+     its difference to fp32, TFLOP/s, the fraction of the fp32 and bf16 matmul throughput, the chunk the device-aware
+     default chose, peak memory;
   3. host synchronisations inside the solver loop (torch.cuda.set_sync_debug_mode): the count must not grow with the steps;
   4. `bench_reconstruct` as `genprior bench reconstruct --device cuda` runs it (both generators, naive protocol on
-     `--n-reference` images, batched on 3 / 64 / 2,048 images);
+     `--n-reference` images, batched on those, on 64 and on 2,048 images);
   5. training throughput (images/s) of the VAE and the WGAN-GP at batch sizes 128 to 8,192, channels-last at 2,048, and
      the VAE's reconstruction PSNR after a fixed number of epochs at three batch sizes (learning rate fixed and scaled
      with the square root of the batch size);
@@ -20,7 +21,7 @@ Results go to OUT: gpu_check.json (machine, peaks, verdicts, sync counts, errors
 gpu_train.csv, gpu_baselines.csv; scripts/gpu_check.sh runs it on the device machine and says where to copy them.
 `--quick` runs a tiny version (on the CPU too) as a smoke test of the script itself.
 """
-import argparse, json, math, os, shutil, sys, tempfile, time, traceback, warnings
+import argparse, json, math, shutil, sys, tempfile, time, traceback, warnings
 from pathlib import Path
 import torch
 
@@ -131,6 +132,7 @@ def main():
             run.info.setdefault('default_chunk', {})[gname] = default_chunk(G, op)
             run.info.setdefault('problem_bytes', {})[gname] = problem_bytes(G, op)
             csgm_row(gname, 'fp32', dict(precision='fp32'), strict=True)
+            csgm_row(gname, 'fp32, Adam not fused', dict(precision='fp32', fused=False), strict=True)   # the effect of fused Adam
             csgm_row(gname, 'tf32', {})   # the CUDA default
             csgm_row(gname, 'bf16', dict(precision='bf16'))
         run.info['tf32_psnr_change_db'] = {r['generator']: r.get('psnr_minus_fp32') for r in run.tables['gpu_csgm.csv'] if r['config'] == 'tf32'}

@@ -96,7 +96,6 @@ def main():
         physics = make(); y = physics(x)
         y_tune = make()(x_tune)
         op = from_deepinv(physics)
-        step = 1 / op.norm()**2
         print(f"== {pname}: y {tuple(y.shape)}, ||A|| = {op.norm():.4f}, noise {op.noise_std:.3g}", flush=True)
         res = {}
         for label, kw, note in GENPRIOR:

@@ -9,7 +9,6 @@ rows are kept).
 """
 import os, time
 from pathlib import Path
-import torch
 from genprior_nb.core import set_cpu_threads, read_csv, write_csv
 from genprior_nb.data import eval_images
 from genprior_nb.operators import make_operator

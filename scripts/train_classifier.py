@@ -6,7 +6,7 @@ Seeded, one CPU thread, a few minutes: Adam with a one-cycle learning rate, rand
 augmentation. Writes the state dict (tensors only, atomically) to classifier-fmnist.pt and its card to
 classifier-fmnist.json (architecture, training budget, seed, wall time, test and per-class accuracy).
 """
-import sys, os, json, time, platform, argparse
+import os, json, time, platform, argparse
 from pathlib import Path
 import torch
 import torch.nn.functional as F

@@ -24,8 +24,11 @@ def recon_psnr(net, x, batch_size=500):
     with torch.no_grad(): return torch.cat([psnr(net.reconstruct(x[i:i + batch_size]), x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 def card_command(argv, steps_done, steps):
-    "The command as the card records it: `--max-minutes X` becomes `--stop-at steps_done` when the budget ended the run."
+    """The command as the card records it: `--max-minutes X` becomes `--stop-at steps_done` when the budget ended the
+    run; where files go (`--out-dir`, `--run-dir`) is left out, as it does not change the network."""
     argv = list(argv)
+    for opt in ('--out-dir', '--run-dir'):
+        while opt in argv: i = argv.index(opt); del argv[i:i + 2]
     if '--max-minutes' in argv:
         i = argv.index('--max-minutes'); del argv[i:i + 2]
         if steps_done < steps and '--stop-at' not in argv: argv += ['--stop-at', str(steps_done)]
@@ -40,13 +43,14 @@ def main(argv):
     ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--l1-weight', type=float, default=1e-2)
     ap.add_argument('--weight-decay', type=float, default=1e-5); ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--max-minutes', type=float, default=None); ap.add_argument('--stop-at', type=int, default=None)
-    ap.add_argument('--out-dir', default=str(DESYRE_DIR))
+    ap.add_argument('--out-dir', default=str(DESYRE_DIR), help='where <name>.pt and <name>.json go')
+    ap.add_argument('--run-dir', default=None, help='checkpoint folder (default runs/<name>)')
     a = ap.parse_args(argv)
     set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
     seed_everything(a.seed)
     x, _ = load_dataset(a.data, 'train'); xt, _ = load_dataset(a.data, 'test')
     net = TightFrameUNet(tuple(x.shape[1:]), a.levels, a.width, a.coef_channels)
-    run = ROOT/'runs'/a.name; run.mkdir(parents=True, exist_ok=True)
+    run = Path(a.run_dir) if a.run_dir else ROOT/'runs'/a.name; run.mkdir(parents=True, exist_ok=True)
     h = train_desyre(net, x, a.steps, a.batch_size, a.lr, a.l1_weight, a.weight_decay, a.seed, ckpt_path=run/'checkpoint.pt',
                      ckpt_every=250, resume=True, max_minutes=a.max_minutes, stop_at=a.stop_at)
     out = Path(a.out_dir); out.mkdir(parents=True, exist_ok=True)

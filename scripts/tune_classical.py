@@ -13,7 +13,6 @@ budget of the soft constraint + TV tuning): the weight of Tikhonov, TV, l1-DCT a
 {0.05, 0.1, 0.23, 0.5, 1, 2, 4} (its cost, 30 BM3D passes per image, keeps the grid at 7).
 """
 import os, json, time
-import torch
 from genprior_nb.core import set_cpu_threads, read_csv, write_csv
 from genprior_nb.data import eval_images
 from genprior_nb.baselines import default_lambda, applicable

@@ -6,7 +6,6 @@ Reads nbs/benchmarks/validity/ (written by scripts/validity_run.py), writes genp
 data: the predictor of each target problem and method, with its leave-one-generator-out error),
 nbs/benchmarks/validity/correlations.csv, the weights of STORED_WEIGHTS and the figures under nbs/benchmarks/validity/figures/. Seconds.
 """
-import os
 from pathlib import Path
 from genprior_nb.core import write_csv, set_cpu_threads
 from genprior_nb.data import save_figure

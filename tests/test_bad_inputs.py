@@ -163,7 +163,7 @@ case('data/shapes-n-negative', lambda: D.shapes_dataset(-1), ValueError, 'n must
 case('data/shapes-n-float', lambda: D.shapes_dataset(2.5), TypeError, 'n must be an integer, got float 2.5')
 case('data/shapes-size-too-small', lambda: D.shapes_dataset(2, size=4), ValueError, 'size must be an integer in [8, 1024], got 4')
 case('data/shapes-max-shapes-0', lambda: D.shapes_dataset(2, max_shapes=0), ValueError, 'max_shapes must be an integer in [1, 10], got 0')
-case('data/unknown-dataset', lambda: D.load_dataset('mnist'), ValueError, "name must be one of ['fmnist', 'shapes'], got 'mnist'")
+case('data/unknown-dataset', lambda: D.load_dataset('mnist'), ValueError, "name must be one of ['ellipses', 'fmnist', 'shapes'], got 'mnist'")
 case('data/unknown-split', lambda: D.load_dataset('shapes', split='val'), ValueError, "split must be one of ['test', 'train'], got 'val'")
 case('data/eval-n-0', lambda: D.eval_images(0, dataset='shapes'), ValueError, 'n must be an integer in [1, 10000], got 0')
 case('data/eval-n-too-many', lambda: D.eval_images(20_000, dataset='shapes'), ValueError, 'n must be an integer in [1, 10000], got 20000')
@@ -171,8 +171,8 @@ case('data/fmnist-corrupt-gzip', lambda: D.load_fashion_mnist('train', path=corr
 case('data/fmnist-truncated', lambda: D.load_fashion_mnist('test', path=truncated_fmnist()), D.DataFileError, 't10k-images-idx3-ubyte.gz: decompressed size 108 bytes, expected 7,840,016 (truncated or wrong file)')
 case('data/idx-too-short', lambda: D.parse_idx(b'abc', 'f.idx'), D.DataFileError, 'f.idx: too short to be an IDX file (3 bytes)')
 case('data/idx-bad-magic', lambda: D.parse_idx(b'\x01\x02\x03\x04' + bytes(8), 'f.idx'), D.DataFileError, 'bad IDX magic 01020304')
-case('data/show-images-not-images', lambda: D.show_images('abc'), TypeError, "x must be a tensor of images (B, 1, H, W) or (B, H, W), got str")
-case('data/show-images-rgb', lambda: D.show_images([X2, torch.rand(2, 3, 8, 8)]), ValueError, 'x[1] must be a tensor of images (B, 1, H, W) or (B, H, W), got shape (2, 3, 8, 8)')
+case('data/show-images-not-images', lambda: D.show_images('abc'), TypeError, "x must be a tensor of images (B, C, H, W) or (B, H, W), got str")
+case('data/show-images-two-channels', lambda: D.show_images([X2, torch.rand(2, 2, 8, 8)]), ValueError, 'x[1] must be a tensor of images (B, C, H, W) with C in {1, 3}, or (B, H, W), got shape (2, 2, 8, 8)')
 
 # --- operators: construction
 case('op/unknown-name', lambda: O.make_operator('fourier'), ValueError, "name must be one of")

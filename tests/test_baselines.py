@@ -12,7 +12,7 @@ from genprior_nb.baselines import (adjoint_recon, least_squares, tikhonov, tv_re
                                    max_haar_level, soft_threshold, lasso, l1_dct, l1_wavelet, BASES, BASELINES,
                                    DEFAULT_LAMBDAS, default_lambda, baseline_reconstruct, discrepancy_lambda,
                                    applicable, fbp, biharmonic, bm3d_denoise, pnp_bm3d, TVPrimalDual, tv_step_ratio)
-from genprior_nb.operators import (CompressedSensing, Identity, RandomInpainting, GaussianBlur, make_operator, OPERATORS,
+from genprior_nb.operators import (CompressedSensing, Identity, RandomInpainting, make_operator, OPERATORS,
                                    operator_name)
 from genprior_nb.metrics import psnr, data_misfit
 from genprior_nb.data import shapes_dataset, eval_images

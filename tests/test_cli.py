@@ -30,7 +30,7 @@ def assert_one_line_error(rc, err, contains=''):
     assert len(lines) == 1 and lines[0].startswith('genprior: error:'), err
     assert 'Traceback' not in err and contains in lines[0], err
 
-SUBCOMMANDS = ('demo', 'train', 'bench', 'list')
+SUBCOMMANDS = ('demo', 'train', 'bench', 'list', 'score')
 
 def test_parser_has_the_subcommands():
     sub = next(a for a in build_parser()._actions if a.dest == 'command')

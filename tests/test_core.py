@@ -1,5 +1,5 @@
 "Tests of genprior_nb.core: argument checks, devices, seeds, threads, atomic saves and pickle-free loading."
-import os, io, gzip, pickle, hashlib, random
+import os, gzip, pickle, hashlib, random
 import numpy as np
 import pytest
 import torch

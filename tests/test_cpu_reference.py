@@ -5,7 +5,6 @@ torch version that recorded them; elsewhere other CPU kernels may sum in another
 Record again (only after a deliberate change of a default result): `python tests/test_cpu_reference.py --record`."""
 import platform, sys
 from pathlib import Path
-import pytest
 import torch
 
 REF = Path(__file__).parent/'data'/'cpu_reference.pt'

@@ -1,5 +1,5 @@
 "DESYRE: Haar filters, tight-frame U-Net shapes, FISTA (descent, sparse recovery, discrepancy), training/resume, the shipped card."
-import json, math
+import math
 import pytest
 import torch
 from torch import nn
@@ -7,7 +7,7 @@ import fastcore.test as fct
 from genprior_nb.operators import make_operator
 from genprior_nb.metrics import psnr
 from genprior_nb.desyre import (haar_analysis, haar_synthesis, TightFrameUNet, train_desyre, desyre, desyre_start,
-                                desyre_settings, load_desyre, desyre_card, list_desyre, DESYRE_DIR)
+                                desyre_settings, load_desyre, desyre_card, list_desyre)
 
 class IdentityDecoder(nn.Module):
     "D(xi) = xi as an image: DESYRE becomes the Lasso (weights 1), whose sparse solutions are known."

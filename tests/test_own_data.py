@@ -1,15 +1,13 @@
 "Your own images at any size: load_images, ellipse phantoms, training at each size and channel count, load_model, the BatchNorm regression, CLI errors."
 import json
-from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 import fastcore.test as fct
 from PIL import Image
 
 from genprior_nb.data import (load_images, split_images, fit_images, convert_channels, load_source, load_dataset, eval_images,
-                              ellipses_dataset, show_images, IMAGE_EXTENSIONS)
+                              ellipses_dataset, show_images)
 from genprior_nb.vae import AE, VAE, train_autoencoder
 from genprior_nb.wgan import WGANGenerator, Critic, train_wgan
 from genprior_nb.pretrained import load_model, load_pretrained

@@ -6,7 +6,6 @@ import pytest
 import torch
 import fastcore.test as fct
 
-from genprior_nb.vae import VAE
 from genprior_nb.generators import LinearGenerator
 from genprior_nb.range import (representation_error, recovery_rate, restart_statistics, subset_best_weights,
                                best_of_subset_prob, loss_slice, random_plane, plane_through, far_samples, saturation)

@@ -1,14 +1,11 @@
 "Tests of genprior_nb.scorecard: evaluate_generator on small sizes and the side-by-side table."
-import json, math
+import json
 import pytest
-import torch
-from torch import nn
 import fastcore.test as fct
 
-from genprior_nb.vae import AE
 from genprior_nb.range import representation_error
 from genprior_nb.data import eval_images
-from genprior_nb.scorecard import evaluate_generator, scorecard, Scorecard, SCORE_ROWS
+from genprior_nb.scorecard import evaluate_generator, scorecard
 
 SMALL = dict(n_images=4, restarts=2, steps=20, n_recovery=3, n_samples=40, progress=False,
              n_pool=64, sizes=(16, 32), n_batches=2, n_emd=20, threshold=3.0)  # a fixed threshold skips the calibration on 60,000 training images
@@ -36,7 +33,7 @@ def test_evaluate_generator_matches_representation_error(tiny_ae):
     assert 'emd' not in ev and 'samples' not in ev['seconds']
 
 def test_evaluate_generator_bad_input(tiny_ae):
-    with pytest.raises(ValueError, match=r"dataset must be one of \['fmnist', 'shapes'\], got 'mnist'"): evaluate_generator(tiny_ae, 'mnist')
+    with pytest.raises(ValueError, match=r"dataset must be one of \['ellipses', 'fmnist', 'shapes'\], got 'mnist'"): evaluate_generator(tiny_ae, 'mnist')
     with pytest.raises(ValueError, match='n_images must be an integer'): evaluate_generator(tiny_ae, n_images=1)
     with pytest.raises(ValueError, match='restarts must be an integer'): evaluate_generator(tiny_ae, restarts=0)
 

@@ -93,6 +93,15 @@ def test_default_chunk_never_exceeds_the_memory_it_queries(monkeypatch, free):
     assert default_chunk(G, op, 0.25, device='cuda') * per <= usable // 4 or n == 1
     assert default_chunk(G, op) == CPU_CHUNK, "the CPU default is untouched"
 
+def test_default_chunk_leaves_the_generator_alone(monkeypatch):
+    "The memory probe runs a pass of the caller's generator: its modes, flags and batch-norm statistics come back unchanged."
+    G = tiny_generator('wgan', 4, 8).train().requires_grad_(True)   # batch norm in training mode would update its statistics
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    _mock_cuda(monkeypatch, 10**9)
+    assert default_chunk(G, Identity(), device='cuda') >= 1
+    assert G.training and all(p.requires_grad for p in G.parameters())
+    for k, v in G.state_dict().items(): assert torch.equal(v, before[k]), k
+
 def test_largest_activation_stays_below_int32(monkeypatch):
     G, op = tiny_generator('vae', 8, 64), Identity()
     _mock_cuda(monkeypatch, 10**15)   # a petabyte: the element limit binds

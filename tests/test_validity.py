@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from genprior_nb.validity import (spearman, bootstrap_spearman, loo_predictions, fit_predictor, predict, predict_quality,
-                                  family_members, member_command, criteria_rows, oriented, FAMILY_STEPS, FAMILY_TRAIN, _jsonable, _ridge)
+                                  family_members, criteria_rows, oriented, FAMILY_STEPS, FAMILY_TRAIN, _jsonable, _ridge)
 
 RESULTS = Path(__file__).resolve().parents[1]/'nbs'/'benchmarks'/'validity'
 X_FIX = np.array([0.3, 1.2, 1.2, -0.7, 2.5, 0.0, 0.9, 4.1, -1.3, 1.2])   # ties included

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 import deepinv as dinv
-from genprior_nb.interop import (from_deepinv, to_deepinv, DeepinvOperator, DeepinvGenerator, GenerativeReconstructor,
+from genprior_nb.interop import (from_deepinv, to_deepinv, DeepinvGenerator, GenerativeReconstructor,
                                  RangeProjectionPrior, GenpriorPhysics)
 from genprior_nb.operators import OPERATORS, make_operator, gaussian_kernel
 from genprior_nb.latent_opt import reconstruct, pgd_gan
