@@ -489,10 +489,11 @@ WEIGHTED = ('tikhonov', 'tv', 'l1_dct', 'l1_wavelet', 'bm3d', 'pnp_bm3d')   # `l
 def applicable(method:str, # one of `BASELINES`
                op:LinearOperator, # the forward operator
               ) -> bool:
-    "Whether a classical method applies to an operator (fbp needs tomography, biharmonic inpainting, bm3d denoising)."
+    "Whether a classical method applies to an operator (fbp needs tomography, biharmonic inpainting, bm3d denoising; PnP-BM3D everything but denoising)."
     check_choice(method, 'method', BASELINES)
     if method == 'biharmonic': return isinstance(op, Inpainting)
     if method == 'bm3d': return operator_name(op) == 'denoise'
+    if method == 'pnp_bm3d': return operator_name(op) != 'denoise'   # for denoising, BM3D itself is the method
     if method == 'fbp': return isinstance(op.op if isinstance(op, ScaledOperator) else op, ParallelBeamTomography)
     return True
 

@@ -210,7 +210,10 @@ def run_cell(cell:Cell, # the problem
         if method == 'sparse_deviation': kw.setdefault('weight', sparse_weight(cell.operator, cell.level))
         if method == 'soft_constraint_tv':  # the soft constraint with a TV term, weights tuned per problem
             method = 'soft_constraint'; b, tv = soft_tv_weights(cell.operator, cell.level); kw = dict(kw, b=b, tv=tv)
-        xr = reconstruct(y, op, G, method, seed=0, **kw).x
+        if method == 'desyre':   # deep synthesis regularisation at its tuned settings (imported here: its notebook comes later)
+            from genprior_nb.desyre import desyre, desyre_settings
+            xr = desyre(y, op, G, **desyre_settings(cell.operator, cell.level, cell.dataset)).x
+        else: xr = reconstruct(y, op, G, method, seed=0, **kw).x
     else: xr = baseline_reconstruct(y, op, cell.method, **classical_settings(cell.method, cell.operator, cell.level, cell.dataset))
     _sync(dev); sec = time.perf_counter() - t
     xr = xr.detach().clamp(0, 1)
@@ -220,6 +223,18 @@ def run_cell(cell:Cell, # the problem
     return [dict(base, image=i, psnr=p[i], ssim=s[i], mse=e[i]) for i in range(len(x))]
 
 # %% ../nbs/18_benchmarks.ipynb #01131f51
+def _desyre_networks() -> list[str]:
+    "The shipped DESYRE synthesis networks (their notebook comes after this one, hence the late import)."
+    from genprior_nb.desyre import list_desyre
+    return list_desyre()
+
+def _load_prior(name:str, device) -> torch.nn.Module:
+    "A cell's prior: a shipped generator, or a shipped DESYRE network."
+    if name in _desyre_networks():
+        from genprior_nb.desyre import load_desyre
+        return load_desyre(name, device)
+    return load_pretrained(name, device)
+
 def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and the figures
                 n_images:int|None=None, # evaluation images (default 256; 2 with `quick`)
                 quick:bool=False, # the tiny grid, a few steps
@@ -250,14 +265,14 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
     images, gens = {}, {}
     bar = tqdm(total=len(todo), desc='cells', disable=not progress, mininterval=2)
     while todo:  # generators still being trained are picked up when they appear; their cells wait until then
-        avail = set(list_pretrained())
+        avail = set(list_pretrained()) | set(_desyre_networks())
         c = next((c for c in todo if not c.generator or c.generator in avail), None)
         if c is None: break
         todo.remove(c); f = out/'cells'/f'{c.key}.csv'
         if f.exists() or not claim_lock(f.with_suffix('.lock')): bar.update(); continue  # done or being done by another worker
         try:
             if c.dataset not in images: images[c.dataset] = eval_images(n, dataset=c.dataset)[0].to(dev)
-            if c.generator and c.generator not in gens: gens[c.generator] = load_pretrained(c.generator, dev)
+            if c.generator and c.generator not in gens: gens[c.generator] = _load_prior(c.generator, dev)
             write_csv(f, run_cell(c, images[c.dataset], gens.get(c.generator), settings(c)), CELL_COLUMNS)
         finally: f.with_suffix('.lock').unlink(missing_ok=True)
         bar.update()

@@ -146,7 +146,7 @@ def method_name(label:str, # a `method_label`, e.g. 'VAE soft_constraint_tv' or 
     "Words for a method label, e.g. 'VAE, soft constraint + TV'."
     *gen, m = label.split(' ')
     name = _METHODS.get(m, m)
-    return f"{gen[0]}, {name}" if gen else name
+    return f"{gen[0]}, {name}" if gen and gen[0].lower() != m else name   # 'DESYRE desyre' is just DESYRE
 
 def verdict(r:dict, # a paired.csv row
            ) -> str:

@@ -108,7 +108,8 @@ EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), (
 TABLE_TV = (('vae-fmnist-8', 'soft_constraint_tv'),)  # run after TABLE_EXTRA, on every fmnist problem
 TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
 TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'pgd_gan'), ('vae-fmnist-8', 'sparse_deviation'),
-                     ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'soft_constraint_tv'))
+                     ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'soft_constraint_tv'),
+                     ('desyre-fmnist', 'desyre'))   # DESYRE: a synthesis network, not a latent generator (see `desyre`)
 GRIDS = ('full', 'targets', 'msweep')
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
     OMP_NUM_THREADS=1 nohup python scripts/rerun_honest.py out/bench_honest [STAGE ...] > runs/rerun_honest.log 2>&1 &
 
 STAGE: `targets` (the seven quality targets), `fmnist` (the Fashion-MNIST operator table), `msweep` (the CS sweep),
-`shapes` (the shapes operator table); default all four, in that order. A problem's classical cells run only once
+`shapes` (the shapes operator table), `desyre` (DESYRE's target cells), `pgd` (every PGD-GAN cell); default all, in
+that order. A problem's classical cells run only once
 `scripts/tune_classical.py` has tuned it (its cells are skipped with a message otherwise, so a later run picks them
 up). Resumable, and two processes may run at once: every cell is claimed with a lock file (`bench.run_quality`).
 Afterwards: `python scripts/finalize_honest.py out/bench_honest`.
@@ -21,7 +22,9 @@ from rerun_best_prior import best_prior_cells, RES
 STAGES = {'targets': lambda c: c.experiment == 'targets',
           'fmnist': lambda c: c.experiment == 'operators' and c.dataset == 'fmnist',
           'msweep': lambda c: c.experiment == 'msweep',
-          'shapes': lambda c: c.experiment == 'operators' and c.dataset == 'shapes'}
+          'shapes': lambda c: c.experiment == 'operators' and c.dataset == 'shapes',
+          'desyre': lambda c: c.method == 'desyre',   # DESYRE's cells (the targets), at its tuned settings
+          'pgd': lambda c: c.method == 'pgd_gan' and (c.experiment != 'operators' or c.dataset == 'fmnist')}   # every PGD-GAN cell
 
 def tuned() -> set:
     "Problems with rows in the classical tuning table."
@@ -39,7 +42,7 @@ if __name__ == '__main__':
         ready = [c for c in classical if (c.dataset, c.operator, float(c.level)) in done]
         if len(ready) < len(classical):
             print(f"{stage}: {len(classical) - len(ready)} classical cells wait for their tuning", flush=True)
-        cells = ([c for c in best if keep(c)] + [c for c in grid if keep(c) and c.method == 'pgd_gan'] +
-                 sorted(ready, key=lambda c: c.method == 'pnp_bm3d'))
+        cells = ([c for c in grid if keep(c)] if stage in ('desyre', 'pgd') else
+                 [c for c in best if keep(c) and c.method != 'pgd_gan'] + sorted(ready, key=lambda c: c.method == 'pnp_bm3d'))
         print(f"{stage}: {len(cells)} cells", flush=True)
         run_quality(out, cells=cells, progress=False)

@@ -1,6 +1,8 @@
 """Tune every classical method's weights per benchmark problem, on held-out images, like the soft constraint + TV.
 
-    OMP_NUM_THREADS=1 nohup python scripts/tune_classical.py > runs/tune_classical.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup python scripts/tune_classical.py [DATASET:OPERATOR:LEVEL ...] > runs/tune_classical.log 2>&1 &
+
+With arguments (e.g. `fmnist:denoise:0.1`), only those problems.
 
 Writes genprior_nb/tuning/classical_tuning.csv (read by `bench_settings.classical_settings`). Resumable: the CSV is
 rewritten atomically after every (problem, method); those already in it are skipped.
@@ -12,7 +14,7 @@ budget of the soft constraint + TV tuning): the weight of Tikhonov, TV, l1-DCT a
 1/8 to 8 times its default; FBP's filter (Ram-Lak or Hann); BM3D's noise std at 0.7-1.3 times the true one; PnP-BM3D's data weight lam in
 {0.05, 0.1, 0.23, 0.5, 1, 2, 4} (its cost, 30 BM3D passes per image, keeps the grid at 7).
 """
-import os, json, time
+import os, sys, json, time
 from genprior_nb.core import set_cpu_threads, read_csv, write_csv
 from genprior_nb.data import eval_images
 from genprior_nb.baselines import default_lambda, applicable
@@ -35,7 +37,9 @@ if __name__ == '__main__':
     rows = read_csv(OUT) if OUT.exists() else []
     done = {(r['dataset'], r['operator'], float(r['level']), r['method']) for r in rows}
     images = {}
+    only = set(sys.argv[1:])
     for ds, name, level in tuned_problems():
+        if only and f"{ds}:{name}:{level:g}" not in only: continue
         if ds not in images: images[ds] = eval_images(16, seed=1, dataset=ds)[0]
         x = images[ds]
         op, noise = bench_operator(name, level); y = op.measure(x, noise, seed=0)

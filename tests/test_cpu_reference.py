@@ -41,7 +41,7 @@ def compute() -> dict:
         keep('sparse_dct', sparse_deviation(ycs, cs, vae, basis='dct', restarts=2, warmup_steps=20, steps=20))
         keep('soft', soft_constraint(ycs, cs, vae, restarts=2, warmup_steps=20, steps=20))
         keep('soft_tv', soft_constraint(yin, inp, vae, tv=0.02, restarts=2, warmup_steps=20, steps=20))
-        keep('pgd', pgd_gan(ycs, cs, vae, restarts=2, outer=6, inner=3))
+        keep('pgd', pgd_gan(ycs, cs, vae, restarts=2, outer=6, inner=3, eta=1.0))   # recorded with eta = 1, the default then
         out['tv_cs'] = tv_reconstruct(ycs, cs, 0.02, n_iter=300)
         out['tv_inp'] = tv_reconstruct(yin, inp, 0.03, n_iter=300)
         out['lasso_dct'] = lasso(ycs, cs, 0.02, 'dct', n_iter=200)
