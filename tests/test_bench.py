@@ -86,7 +86,9 @@ def test_targets_grid():
     first_gen = next(i for i, c in enumerate(cells) if c.generator)
     assert all(not c.generator for c in cells[:first_gen]) and all(c.generator for c in cells[first_gen:])
     assert all(c.experiment == 'targets' and c.dataset == 'fmnist' for c in cells)
-    assert {m for _, m in TARGET_GENERATORS} <= set(TARGET_SETTINGS)
+    assert {m for _, m in TARGET_GENERATORS if m != 'desyre'} <= set(TARGET_SETTINGS)
+    from genprior_nb.desyre import desyre_settings   # DESYRE's settings come from its own tuning table, for every target
+    assert all(desyre_settings(o, l)['alpha'] > 0 for o, l in TARGET_LEVELS)
     fct.test_fail(lambda: quality_grid(grid='small'), contains="grid must be one of ['full', 'msweep', 'targets'], got 'small'")
     sweep = quality_grid(grid='msweep')
     fct.test_eq({c.key for c in sweep}, {c.key for c in quality_grid() if c.experiment == 'msweep'})
