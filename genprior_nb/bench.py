@@ -205,7 +205,7 @@ def run_cell(cell:Cell, # the problem
     y = op.measure(x, noise, seed=0)
     _sync(dev); t = time.perf_counter()
     if cell.generator:
-        kw = dict((settings or QUALITY_SETTINGS)[cell.method])
+        kw = {} if cell.method == 'desyre' else dict((settings or QUALITY_SETTINGS)[cell.method])   # DESYRE: its own tuning table
         method = cell.method
         if method == 'sparse_deviation': kw.setdefault('weight', sparse_weight(cell.operator, cell.level))
         if method == 'soft_constraint_tv':  # the soft constraint with a TV term, weights tuned per problem

@@ -136,3 +136,18 @@ def test_torchrun_ranks_split_the_grid(tmp_path, monkeypatch):
     run_quality(tmp_path, cells=[c for c in cells if not c.generator], progress=False, verbose=False)
     mine = [c for c in cells if not c.generator][1::2]
     fct.test_eq(sorted(f.stem for f in (tmp_path/'cells').glob('*.csv')), sorted(c.key for c in mine))
+
+def test_desyre_cell_runs_at_its_tuned_settings():
+    "A DESYRE cell loads the shipped synthesis network through the runner's loader and solves at `desyre_settings`."
+    from genprior_nb.bench import run_cell, _load_prior
+    from genprior_nb.bench_settings import Cell
+    from genprior_nb.data import eval_images
+    from genprior_nb.desyre import desyre, desyre_settings, load_desyre
+    from genprior_nb.metrics import psnr
+    x = eval_images(2)[0]
+    net = _load_prior('desyre-fmnist', 'cpu')
+    rows = run_cell(Cell('targets', 'fmnist', 'inpaint', 0.25, 'desyre-fmnist', 'desyre'), x, net)
+    from genprior_nb.bench_settings import bench_operator
+    op, noise = bench_operator('inpaint', 0.25); y = op.measure(x, noise, seed=0)
+    direct = psnr(desyre(y, op, load_desyre(), **desyre_settings('inpaint', 0.25)).x.clamp(0, 1), x)
+    fct.test_close(torch.tensor([r['psnr'] for r in rows]), direct, eps=1e-4)
