@@ -11,7 +11,7 @@ Reads OUT/cells/*.csv (`bench.CELL_COLUMNS`); in nbs/benchmarks/ it
 - stores the per-image cell files as cells_<experiment>.csv.gz, so later comparisons need no re-run;
 - redraws the figures.
 """
-import sys, csv, gzip, io, json, time
+import sys, csv, gzip, io, json, time, platform
 from pathlib import Path
 from genprior_nb.core import read_csv, write_csv, atomic_write_bytes
 from genprior_nb.data import save_figure
@@ -66,7 +66,7 @@ if __name__ == '__main__':
         cells = [read_csv(f) for f in files]
         t0, t1 = (time.strftime('%Y-%m-%d %H:%M', time.gmtime(t)) for t in (min(f.stat().st_mtime for f in files), max(f.stat().st_mtime for f in files)))
         line = (f"honest re-run (issue 20): {len(files)} cells (classical methods tuned per problem, the best prior method, PGD-GAN, DESYRE) "
-                f"on one or two workers, cell files written {t0} to {t1} UTC, summed cell time {sum(c[0]['seconds'] for c in cells):,.0f} s")
+                f"on one or two workers ({platform.processor() or platform.machine()}), cell files written {t0} to {t1} UTC, summed cell time {sum(c[0]['seconds'] for c in cells):,.0f} s")
         rec['runs'] = [x for x in rec.get('runs', []) if not x.startswith('honest re-run')] + [line]
         rows = quality if exps != ('targets',) else targets
         rec.update(cells=len(rows), done=len(rows), cell_seconds_total=round(sum(r['seconds'] for r in rows), 1),
