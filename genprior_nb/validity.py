@@ -17,8 +17,8 @@ __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS',
            'SCARCE', 'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
            'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights', 'run_family', 'spearman',
            'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems', 'measurement_fraction',
-           'load_results', 'family_table', 'correlation_table', 'fit_predictor', 'predict', 'loo_predictions',
-           'fit_family', 'predict_quality', 'score_generator', 'score_report', 'paired_gain',
+           'load_results', 'family_table', 'family_cells', 'correlation_table', 'fit_predictor', 'predict',
+           'loo_predictions', 'fit_family', 'predict_quality', 'score_generator', 'score_report', 'paired_gain',
            'plot_predicted_vs_actual', 'plot_tradeoff']
 
 # %% ../nbs/23_validity.ipynb #a908d26f
@@ -327,6 +327,15 @@ def family_table(res:dict, # `load_results`
     rows, X = criteria_matrix(res['evals'], names)
     return names, rows, X, np.stack([cell[n][:n_img] for n in names])
 
+def family_cells(res:dict, # `load_results`
+                 min_generators:int, # cells with fewer generators are left out
+                ):
+    "Every (problem, method) cell with at least `min_generators` generators: yields (problem, method, names, rows, X, Y) as `family_table`."
+    for prob in problems():
+        for m in VALIDITY_METHODS:
+            names, rows, X, Y = family_table(res, prob, m)
+            if len(names) >= min_generators: yield prob, m, names, rows, X, Y
+
 def _order(res):
     "Generator names: the manifest's order, then any others."
     man = [n for n in res['manifest'] if n in res['evals']]
@@ -341,15 +350,12 @@ def correlation_table(res:dict, # `load_results`
                      ) -> list[dict]:
     "Per problem, method and criterion: Spearman's ρ with mean PSNR across the family and its bootstrap interval."
     out = []
-    for prob in problems():
-        for m in VALIDITY_METHODS:
-            names, rows, X, Y = family_table(res, prob, m)
-            if len(names) < min_generators: continue
-            bs = bootstrap_spearman(X, Y, n_boot, resample=resample, seed=seed)
-            for j, (k, lab, _) in enumerate(rows):
-                out.append(dict(operator=prob[0], level=prob[1], method=m, criterion=k, label=lab, generators=len(names),
-                                images=Y.shape[1], rho=float(bs['rho'][j]), lo=float(bs['lo'][j]), hi=float(bs['hi'][j]),
-                                fraction=measurement_fraction(*prob)))
+    for prob, m, names, rows, X, Y in family_cells(res, min_generators):
+        bs = bootstrap_spearman(X, Y, n_boot, resample=resample, seed=seed)
+        for j, (k, lab, _) in enumerate(rows):
+            out.append(dict(operator=prob[0], level=prob[1], method=m, criterion=k, label=lab, generators=len(names),
+                            images=Y.shape[1], rho=float(bs['rho'][j]), lo=float(bs['lo'][j]), hi=float(bs['hi'][j]),
+                            fraction=measurement_fraction(*prob)))
     return out
 
 # %% ../nbs/23_validity.ipynb #785b7d65
@@ -437,18 +443,15 @@ def fit_family(res:dict, # `load_results`
               ) -> list[dict]:
     "Per problem and method: the predictor (single criterion or ridge, whichever has the smaller leave-one-out error), fitted on the whole family (`FIT_COLUMNS`)."
     out = []
-    for prob in problems():
-        for m in VALIDITY_METHODS:
-            names, rows, X, Y = family_table(res, prob, m)
-            if len(names) < min_generators: continue
-            y = Y.mean(1)
-            loo = {k: loo_predictions(X, y, k)[0] for k in ('single', 'ridge', 'mean')}
-            rmse = {k: float(np.sqrt(((p - y)**2).mean())) for k, p in loo.items()}
-            kind = min(('single', 'ridge'), key=rmse.get)
-            crit, params = _jsonable(fit_predictor(X, y, kind), rows)
-            out.append(dict(operator=prob[0], level=prob[1], method=m, kind=kind, criteria=json.dumps(crit), params=json.dumps(params),
-                            generators=len(names), loo_rmse=rmse[kind], loo_rho=float(spearman(loo[kind], y)),
-                            mean_rmse=rmse['mean'], psnr_min=float(y.min()), psnr_max=float(y.max())))
+    for prob, m, names, rows, X, Y in family_cells(res, min_generators):
+        y = Y.mean(1)
+        loo = {k: loo_predictions(X, y, k)[0] for k in ('single', 'ridge', 'mean')}
+        rmse = {k: float(np.sqrt(((p - y)**2).mean())) for k, p in loo.items()}
+        kind = min(('single', 'ridge'), key=rmse.get)
+        crit, params = _jsonable(fit_predictor(X, y, kind), rows)
+        out.append(dict(operator=prob[0], level=prob[1], method=m, kind=kind, criteria=json.dumps(crit), params=json.dumps(params),
+                        generators=len(names), loo_rmse=rmse[kind], loo_rho=float(spearman(loo[kind], y)),
+                        mean_rmse=rmse['mean'], psnr_min=float(y.min()), psnr_max=float(y.max())))
     return out
 
 def predict_quality(evaluation:dict, # an `evaluate_generator` result (Fashion-MNIST, default sizes)
@@ -488,11 +491,12 @@ def score_generator(source:str|Path, # a shipped model's name, or a model you tr
     elif Path(source).exists():
         from genprior_nb.pretrained import load_model
         G = load_model(source, device); p = Path(source); rec = (p if p.is_dir() else p.parent)/'train.json'
-        trained_on = json.loads(rec.read_text()).get('data', 'fmnist') if rec.is_file() else 'fmnist'
+        trained_on = json.loads(rec.read_text()).get('data') if rec.is_file() else None
     else:
         raise ValueError(f"source must be a shipped model ({', '.join(list_pretrained())}) or the path of a model you trained, got {name!r}")
     data = trained_on if data is None else data
-    shape = tuple(getattr(G, 'image_shape', (1, 28, 28)))
+    if data is None: raise ValueError(f"data must be given for {name!r}: it has no train.json that names its training data")
+    shape = tuple(G.image_shape)   # shipped and `load_model` generators always carry their image shape
     if isinstance(data, str) and data in DATASETS: test = data
     else: test = load_source(data, 'test', image_size=shape[1], channels=shape[0])
     ev = evaluate_generator(G, test, progress=progress, **kw)

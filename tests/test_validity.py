@@ -147,3 +147,5 @@ def test_score_generator_predicts_only_what_the_fit_covers(tmp_path):
     r = score_generator(run, **quick)   # the model's own training data (fmnist), but not the default sizes
     assert r['predictions'] is None and r['note'].startswith("no prediction: the predictors assume evaluate_generator's default sizes")
     with pytest.raises(ValueError, match="source must be a shipped model .* got 'no-such-model'"): score_generator('no-such-model')
+    (run/'train.json').write_text(json.dumps({'config': json.loads((run/'train.json').read_text())['config']}))   # no record of its data
+    with pytest.raises(ValueError, match="data must be given for .*: it has no train.json that names its training data"): score_generator(run, **quick)
