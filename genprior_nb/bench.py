@@ -24,9 +24,10 @@ from .bench_settings import (QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, 
 from .bench_report import aggregate, paired_comparison, paired_table, table_rows, plot_msweep, plot_operator_table
 
 # %% auto #0
-__all__ = ['RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'OPERATOR_SIZES', 'BENCHMARKS', 'machine_info',
-           'naive_csgm', 'pass_flops', 'matmul_gflops', 'bench_reconstruct', 'run_cell', 'run_quality',
-           'bench_operators', 'run_bench']
+__all__ = ['RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'OPERATOR_SIZES', 'CALL_KEYS', 'CALLS_PROBLEMS',
+           'CALLS_BUDGETS', 'CALLS_COLUMNS', 'CALL_LABELS', 'BENCHMARKS', 'machine_info', 'naive_csgm', 'pass_flops',
+           'matmul_gflops', 'bench_reconstruct', 'run_cell', 'run_quality', 'bench_operators', 'counting_calls',
+           'bench_calls', 'plot_calls', 'calls_to_reach', 'run_bench']
 
 # %% ../nbs/18_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -406,10 +407,156 @@ def bench_operators(n_images:int|None=None, # images in the batched call at 28x2
     if out is not None: say(f"-> {write_csv(Path(out)/'operators_sizes.csv', rows, OPERATOR_COLUMNS)}")
     return rows
 
-# %% ../nbs/18_benchmarks.ipynb #382592c5
-BENCHMARKS = ('reconstruct', 'quality', 'operators')
+# %% ../nbs/18_benchmarks.ipynb #7a57af26
+import contextlib
 
-def run_bench(what:str, # 'reconstruct', 'quality' or 'operators'
+CALL_KEYS = ('A', 'At', 'net', 'net_backward')
+
+@contextlib.contextmanager
+def counting_calls(op:LinearOperator, # the forward operator the solver uses: its `A` and `A_adjoint` are counted
+                   nets:tuple|list=(), # networks whose passes are counted (a generator, a DESYRE network)
+                   n_images:int=1, # the counts are divided by this: calls per image
+                  ):
+    "Count, per image, the solver's applications of A and its adjoint (explicit or by autograd) and its network passes (forward, backward) inside the block."
+    if not isinstance(op, LinearOperator): raise TypeError(f"op must be a LinearOperator, got {type(op).__name__}")
+    nets = list(nets) if isinstance(nets, (tuple, list)) else [nets]
+    for i, n in enumerate(nets):
+        if not isinstance(n, torch.nn.Module): raise TypeError(f"nets[{i}] must be a torch.nn.Module, got {type(n).__name__}")
+    n_images = check_int(n_images, 'n_images', 1)
+    counts = dict.fromkeys(CALL_KEYS, 0.0)
+    def add(key, rows): counts[key] += rows / n_images
+    def counted(fn, key, back):   # back: what autograd's backward pass through this map applies
+        def run(t, *a, **kw):
+            out = fn(t, *a, **kw); add(key, len(t))
+            if isinstance(out, Tensor) and out.requires_grad: out.register_hook(lambda g, r=len(t): add(back, r))
+            return out
+        return run
+    def net_hook(module, args, out):
+        if isinstance(out, Tensor):
+            add('net', len(out))
+            if out.requires_grad: out.register_hook(lambda g, r=len(out): add('net_backward', r))
+    saved = {k: op.__dict__[k] for k in ('A', 'A_adjoint') if k in op.__dict__}   # instance overrides the caller may have set
+    handles = []
+    try:
+        op.A, op.A_adjoint = counted(op.A, 'A', 'At'), counted(op.A_adjoint, 'At', 'A')
+        handles = [n.register_forward_hook(net_hook) for n in nets]
+        yield counts
+    finally:
+        for k in ('A', 'A_adjoint'): op.__dict__.pop(k, None)
+        op.__dict__.update(saved)
+        for h in handles: h.remove()
+
+# %% ../nbs/18_benchmarks.ipynb #ea426791
+CALLS_PROBLEMS = (('cs', 150), ('inpaint', 0.25))   # one CS and one inpainting problem of the quality targets
+CALLS_BUDGETS = {'csgm': (25, 50, 100, 200, 400, 800), 'sparse_deviation': (25, 50, 100, 200, 400, 800),
+                 'soft_constraint': (25, 50, 100, 200, 400, 800), 'soft_constraint_tv': (25, 50, 100, 200, 400, 800),
+                 'pgd_gan': (5, 10, 20, 40, 80, 160), 'desyre': (10, 20, 40, 80, 160, 320),
+                 'tv': (50, 100, 200, 400, 800, 1600, 3200)}
+CALLS_COLUMNS = ('dataset', 'operator', 'level', 'prior', 'method', 'budget', 'images', 'psnr_mean', 'psnr_ci', *CALL_KEYS, 'seconds')
+
+def _calls_solver(method, budget, operator, level, dataset, net):
+    "The solver of one point of the ladder: a function y, op -> images."
+    from genprior_nb.desyre import desyre, desyre_settings   # its notebook comes later
+    b = budget; kw = dict(TARGET_SETTINGS.get(method, {}), seed=0)
+    if method == 'tv':
+        lam = classical_settings('tv', operator, level, dataset)['lam']
+        return lambda y, op: baseline_reconstruct(y, op, 'tv', lam=lam, n_iter=b, tol=0.0)
+    if method == 'desyre':
+        s = dict(desyre_settings(operator, level, dataset), steps=b, tol=0.0)
+        return lambda y, op: desyre(y, op, net, **s).x
+    if method == 'csgm': kw.update(steps=b)
+    elif method == 'pgd_gan': kw.update(outer=b)
+    else:
+        kw.update(warmup_steps=b, steps=max(1, b // 2))
+        if method == 'sparse_deviation': kw.setdefault('weight', sparse_weight(operator, level))
+        if method == 'soft_constraint_tv':
+            method = 'soft_constraint'; bw, tv = soft_tv_weights(operator, level); kw.update(b=bw, tv=tv)
+    return lambda y, op: reconstruct(y, op, net, method, **kw).x
+
+def bench_calls(out:str|Path|None='out/bench', # folder for calls.csv and calls.png (None: write nothing)
+                n_images:int|None=None, # evaluation images (default 32; 2 with `quick`)
+                quick:bool=False, # the first two budgets of each method on 2 images: a smoke test
+                device:str|None=None, # torch device (default: best available)
+                generator:str='vae-fmnist-8', # the shipped generator of the latent methods
+                desyre_net:str='desyre-fmnist', # the shipped DESYRE network
+                problems:tuple=CALLS_PROBLEMS, # (operator, level) pairs
+                methods:tuple|None=None, # methods to run (default all of `CALLS_BUDGETS`)
+                progress:bool=True, # tqdm bar over the points
+                verbose:bool=True, # print the machine and a line per point
+               ) -> list[dict]:
+    "PSNR against forward-operator calls and network passes per image, for every method at a ladder of budgets (`CALLS_COLUMNS`)."
+    from genprior_nb.desyre import load_desyre
+    dev = get_device(device)
+    methods = tuple(CALLS_BUDGETS) if methods is None else tuple(methods)
+    for m in methods: check_choice(m, 'methods entries', tuple(CALLS_BUDGETS))
+    n = check_int(n_images if n_images is not None else (2 if quick else 32), 'n_images', 1)
+    say = print if verbose else (lambda *a, **k: None)
+    say(machine_info(dev))
+    x = eval_images(n, dataset='fmnist')[0].to(dev)
+    nets = {'generator': load_pretrained(generator, dev), 'desyre': load_desyre(desyre_net, dev) if 'desyre' in methods else None}
+    points = [(o, l, m, b) for o, l in problems for m in methods for b in (CALLS_BUDGETS[m][:2] if quick else CALLS_BUDGETS[m])]
+    rows = []
+    for operator, level, method, budget in tqdm(points, desc='calls', disable=not progress):
+        op, noise = bench_operator(operator, level); op = op.to(dev); y = op.measure(x, noise, seed=0)
+        net = nets['desyre'] if method == 'desyre' else None if method == 'tv' else nets['generator']
+        solve = _calls_solver(method, budget, operator, level, 'fmnist', net)
+        _sync(dev); t = time.perf_counter()
+        with counting_calls(op, [net] if net is not None else [], n_images=n) as counts:
+            xr = solve(y, op).detach().clamp(0, 1)
+        _sync(dev); sec = time.perf_counter() - t
+        p, ci = mean_ci(psnr(xr, x).cpu())
+        prior = desyre_net if method == 'desyre' else '' if method == 'tv' else generator
+        rows.append(dict(dataset='fmnist', operator=operator, level=level, prior=prior, method=method, budget=budget, images=n,
+                         psnr_mean=round(p, 4), psnr_ci=round(ci, 4), **{k: round(v, 2) for k, v in counts.items()}, seconds=round(sec, 3)))
+        say(f"{operator} {level:g} {method} budget {budget}: {p:.2f} dB, A+At {counts['A'] + counts['At']:.0f}, "
+            f"network {counts['net'] + counts['net_backward']:.0f} per image, {sec:.1f} s")
+    if out is not None:
+        out = Path(out); say(f"-> {write_csv(out/'calls.csv', rows, CALLS_COLUMNS)}")
+        save_figure(plot_calls(rows), out/'calls.png')
+    return rows
+
+CALL_LABELS = {'csgm': 'CSGM', 'sparse_deviation': 'sparse deviation', 'soft_constraint': 'soft constraint',
+               'soft_constraint_tv': 'soft constraint + TV', 'pgd_gan': 'PGD-GAN', 'desyre': 'DESYRE', 'tv': 'TV'}
+
+def plot_calls(rows:list[dict], # rows of `bench_calls`
+              ):
+    "PSNR against operator applications (left) and network passes (right) per image, one row of panels per problem."
+    import matplotlib.pyplot as plt
+    probs = list(dict.fromkeys((r['operator'], r['level']) for r in rows))
+    fig, axes = plt.subplots(len(probs), 2, figsize=(9, 3.2 * len(probs)), squeeze=False)
+    for (o, l), (ax_op, ax_net) in zip(probs, axes):
+        for m in dict.fromkeys(r['method'] for r in rows):
+            pts = sorted((r for r in rows if (r['operator'], r['level'], r['method']) == (o, l, m)), key=lambda r: r['budget'])
+            if not pts: continue
+            ps = [r['psnr_mean'] for r in pts]
+            ax_op.plot([r['A'] + r['At'] for r in pts], ps, 'o-', ms=3, label=CALL_LABELS.get(m, m))
+            if m != 'tv': ax_net.plot([r['net'] + r['net_backward'] for r in pts], ps, 'o-', ms=3, label=CALL_LABELS.get(m, m))
+            else: ax_net.plot([], [])   # keep the colours of the two panels in step
+        for ax, what in ((ax_op, 'applications of A and its adjoint'), (ax_net, 'network passes (forward + backward)')):
+            ax.set_xscale('log'); ax.set_xlabel(f'{what} per image'); ax.grid(alpha=.3)
+        ax_op.set_ylabel(f'PSNR (dB), {o} {l:g}')
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+def calls_to_reach(rows:list[dict], # rows of `bench_calls`
+                   within:float=0.25, # dB below the method's best mean PSNR
+                  ) -> list[dict]:
+    "Per problem and method: the best mean PSNR and the cheapest point within `within` dB of it (its calls per image)."
+    out = []
+    for key in dict.fromkeys((r['operator'], r['level'], r['method']) for r in rows):
+        pts = sorted((r for r in rows if (r['operator'], r['level'], r['method']) == key), key=lambda r: r['budget'])
+        best = max(r['psnr_mean'] for r in pts)
+        first = next(r for r in pts if r['psnr_mean'] >= best - within)
+        out.append(dict(operator=key[0], level=key[1], method=key[2], best_psnr=best, budget=first['budget'], psnr=first['psnr_mean'],
+                        operator_calls=first['A'] + first['At'], network_passes=first['net'] + first['net_backward'],
+                        seconds=first['seconds']))
+    return out
+
+# %% ../nbs/18_benchmarks.ipynb #382592c5
+BENCHMARKS = ('reconstruct', 'quality', 'operators', 'calls')
+
+def run_bench(what:str, # 'reconstruct', 'quality', 'operators' or 'calls'
               out:str|Path='out/bench', # folder for the CSV and PNG results
               n_images:int|None=None, # images (default depends on the benchmark)
               quick:bool=False, # a tiny version, for a smoke test
@@ -420,4 +567,5 @@ def run_bench(what:str, # 'reconstruct', 'quality' or 'operators'
     check_choice(what, 'what', BENCHMARKS)
     if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device)
     if what == 'quality': return run_quality(out, n_images, quick, device, grid=grid)
+    if what == 'calls': return bench_calls(out, n_images, quick, device)
     return bench_operators(n_images, quick, out=out)

@@ -174,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--backend', choices=('gloo', 'nccl'), default=None, help='torch.distributed backend under torchrun '
                    '(None: nccl on CUDA, gloo on CPU)')
 
-    b = add('bench', help='benchmarks: reconstruct (speed), quality (tables), operators (throughput)',
+    b = add('bench', help='benchmarks: reconstruct (speed), quality (tables), operators (throughput), calls (PSNR against calls)',
             description='Run a benchmark and print its table.')
-    b.add_argument('what', choices=('reconstruct', 'quality', 'operators'), help='which benchmark')
+    b.add_argument('what', choices=('reconstruct', 'quality', 'operators', 'calls'), help='which benchmark')
     b.add_argument('--out', default='out/bench', help='folder for CSV/PNG results')
     b.add_argument('--n-images', type=int, default=None, help='images (None: the benchmark\'s default)')
     b.add_argument('--quick', action='store_true', help='a tiny grid, for a smoke test')

@@ -151,3 +151,42 @@ def test_desyre_cell_runs_at_its_tuned_settings():
     op, noise = bench_operator('inpaint', 0.25); y = op.measure(x, noise, seed=0)
     direct = psnr(desyre(y, op, load_desyre(), **desyre_settings('inpaint', 0.25)).x.clamp(0, 1), x)
     fct.test_close(torch.tensor([r['psnr'] for r in rows]), direct, eps=1e-4)
+
+def test_counting_calls_closed_form_and_restores():
+    "One CSGM-style step on R codes per image counts R of each; a linear solve counts one A and one A^T per CG step; nothing stays hooked."
+    from genprior_nb.bench import counting_calls
+    from genprior_nb.generators import LinearGenerator
+    from genprior_nb.operators import CompressedSensing, GaussianBlur, batched_cg
+    G = LinearGenerator(torch.randn(784, 5, generator=torch.Generator().manual_seed(1)))
+    op = CompressedSensing(30, seed=1)
+    z = torch.randn(4 * 3, 5, requires_grad=True)   # 4 images x 3 restarts
+    with counting_calls(op, [G], n_images=4) as c:
+        for _ in range(2): op.A(G(z)).pow(2).sum().backward()
+    assert c == {'A': 6.0, 'At': 6.0, 'net': 6.0, 'net_backward': 6.0}
+    blur = GaussianBlur(5, sigma=1.0)
+    rhs = blur.A_adjoint(blur.A(torch.rand(2, 1, 28, 28)))
+    with counting_calls(blur, n_images=2) as c:
+        batched_cg(lambda v: blur.A_adjoint(blur.A(v)) + 0.1 * v, rhs, n_iter=7, tol=0.0)
+    assert c == {'A': 7.0, 'At': 7.0, 'net': 0.0, 'net_backward': 0.0}   # one A^T A per CG step
+    assert 'A' not in op.__dict__ and 'A_adjoint' not in blur.__dict__ and not G._forward_hooks
+    with pytest.raises(TypeError, match=r"nets\[0\] must be a torch.nn.Module, got str"):
+        with counting_calls(op, ['G']): pass
+    assert 'A' not in op.__dict__
+
+def test_bench_calls_quick_and_reach(tmp_path):
+    from genprior_nb.bench import bench_calls, calls_to_reach, CALLS_COLUMNS, BENCHMARKS
+    from genprior_nb.cli import build_parser
+    rows = bench_calls(tmp_path, quick=True, progress=False, verbose=False, problems=(('inpaint', 0.25),), methods=('csgm', 'tv'))
+    assert [(r['method'], r['budget']) for r in rows] == [('csgm', 25), ('csgm', 50), ('tv', 50), ('tv', 100)]
+    assert list(read_csv(tmp_path/'calls.csv')[0]) == list(CALLS_COLUMNS) and (tmp_path/'calls.png').stat().st_size > 1000
+    tv = [r for r in rows if r['method'] == 'tv']
+    assert [(r['A'], r['At'], r['net']) for r in tv] == [(50.0, 50.0, 0.0), (100.0, 100.0, 0.0)]
+    cs = [r for r in rows if r['method'] == 'csgm']
+    assert cs[1]['net'] > cs[0]['net'] >= cs[0]['net_backward'] > 0 and cs[0]['A'] >= cs[0]['At'] > 0
+    fake = [dict(operator='cs', level=50, method='m', budget=b, psnr_mean=p, A=b, At=b, net=0, net_backward=0, seconds=1.0)
+            for b, p in ((1, 10.0), (2, 19.8), (4, 20.0), (8, 19.9))]
+    r, = calls_to_reach(fake)
+    assert (r['best_psnr'], r['budget'], r['operator_calls']) == (20.0, 2, 4)
+    for what in BENCHMARKS: assert build_parser().parse_args(['bench', what]).what == what   # the CLI offers every benchmark
+    with pytest.raises(ValueError, match=r"methods entries must be one of .*got 'lasso'"):
+        bench_calls(None, quick=True, methods=('lasso',), verbose=False)
