@@ -15,12 +15,12 @@ from .operators import (LinearOperator, Inpainting, ScaledOperator, ParallelBeam
 from .metrics import data_misfit
 
 # %% auto #0
-__all__ = ['COMPILE_MODES', 'BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'compile_mode', 'compiled', 'cuda_graphs',
-           'host_check_every', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient', 'image_gradient_adjoint',
-           'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct', 'dct_matrix', 'dct2', 'idct2',
-           'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold', 'lasso', 'l1_dct', 'l1_wavelet',
-           'fbp', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda', 'applicable', 'baseline_reconstruct',
-           'discrepancy_lambda']
+__all__ = ['COMPILE_MODES', 'BASES', 'DEFAULT_LAMBDAS', 'BASELINES', 'WEIGHTED', 'START_METHODS', 'compile_mode', 'compiled',
+           'cuda_graphs', 'host_check_every', 'adjoint_recon', 'least_squares', 'tikhonov', 'image_gradient',
+           'image_gradient_adjoint', 'tv_norm', 'tv_objective', 'TVPrimalDual', 'tv_step_ratio', 'tv_reconstruct',
+           'dct_matrix', 'dct2', 'idct2', 'max_haar_level', 'haar2', 'ihaar2', 'basis_transforms', 'soft_threshold',
+           'lasso', 'l1_dct', 'l1_wavelet', 'fbp', 'biharmonic', 'bm3d_denoise', 'pnp_bm3d', 'default_lambda',
+           'applicable', 'baseline_reconstruct', 'classical_start', 'discrepancy_lambda']
 
 # %% ../nbs/04_baselines.ipynb #9cf035c8
 def _check_problem(y, op):
@@ -509,6 +509,25 @@ def baseline_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
     if method == 'bm3d': return bm3d_denoise(y, op, lam, **kw)
     if lam is not None: raise ValueError(f"lam is not used by method {method!r}; only {list(WEIGHTED)} take a weight")
     return _FUNCS[method](y, op, **kw)
+
+START_METHODS = ('auto', 'fbp', 'tv', 'tikhonov', 'adjoint')
+
+def classical_start(y:Tensor, # measurements (B, *op.out_shape)
+                    op:LinearOperator, # forward operator
+                    init:str='auto', # 'auto' (FBP for tomography, TV otherwise), 'fbp', 'tv', 'tikhonov' or 'adjoint'
+                    init_lam:float|None=None, # weight of 'tv' or 'tikhonov'; None: `default_lambda`
+                   ) -> Tensor:
+    "A fast classical reconstruction x0 (B, *op.in_shape), clipped to [0, 1], that iterative solvers start from (DESYRE, amortised latent starts)."
+    check_choice(init, 'init', START_METHODS)
+    if init == 'auto': init = 'fbp' if applicable('fbp', op) else 'tv'
+    if init == 'fbp' and not hasattr(op, 'fbp'):
+        raise ValueError(f"init='fbp' needs an operator with an fbp method (tomography), got {type(op).__name__}")
+    with torch.no_grad():
+        if init == 'fbp': x0 = op.fbp(y)
+        elif init == 'adjoint': x0 = op.A_adjoint(y)
+        elif init == 'tv': x0 = tv_reconstruct(y, op, default_lambda('tv', op) if init_lam is None else init_lam)
+        else: x0 = tikhonov(y, op, default_lambda('tikhonov', op) if init_lam is None else init_lam)
+    return x0.clamp(0, 1)
 
 # %% ../nbs/04_baselines.ipynb #dcc8c192
 def discrepancy_lambda(y:Tensor, # measurements, shape (B, *op.out_shape)

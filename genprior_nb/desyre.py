@@ -16,9 +16,8 @@ from .train import BatchStream, fit, training_shard, ddp_loss, synced_batchnorm
 from .pretrained import load_weights
 
 # %% auto #0
-__all__ = ['DESYRE_DIR', 'INITS', 'DESYRE_TUNING', 'haar_filters', 'haar_analysis', 'haar_synthesis', 'TightFrameUNet',
-           'desyre_loss', 'train_desyre', 'list_desyre', 'desyre_card', 'build_desyre', 'load_desyre', 'desyre_start',
-           'desyre', 'desyre_settings']
+__all__ = ['DESYRE_DIR', 'DESYRE_TUNING', 'haar_filters', 'haar_analysis', 'haar_synthesis', 'TightFrameUNet', 'desyre_loss',
+           'train_desyre', 'list_desyre', 'desyre_card', 'build_desyre', 'load_desyre', 'desyre', 'desyre_settings']
 
 # %% ../nbs/22_desyre.ipynb #aad0f6d2
 def haar_filters(dtype=torch.float32, # dtype of the filters
@@ -219,28 +218,8 @@ def load_desyre(name:str|Path='desyre-fmnist', # a shipped network, or the path 
     return net.eval().requires_grad_(False).to(get_device(device or 'cpu'))
 
 # %% ../nbs/22_desyre.ipynb #f85e37a5
-from .operators import ParallelBeamTomography
-from .baselines import soft_threshold, tikhonov, tv_reconstruct, default_lambda, discrepancy_lambda
+from .baselines import soft_threshold, discrepancy_lambda, classical_start
 from .latent_opt import ReconResult, _solver, _lam_tensor
-
-INITS = ('auto', 'fbp', 'tv', 'tikhonov', 'adjoint')
-
-def desyre_start(y:Tensor, # measurements (B, *op.out_shape)
-                 op:LinearOperator, # forward operator
-                 init:str='auto', # 'auto' (FBP for tomography, TV otherwise), 'fbp', 'tv', 'tikhonov' or 'adjoint'
-                 init_lam:float|None=None, # weight of 'tv' or 'tikhonov'; None: `baselines.default_lambda`
-                ) -> Tensor:
-    "The classical reconstruction x0 (B, *op.in_shape), clipped to [0, 1], whose coefficients E(x0) start FISTA."
-    check_choice(init, 'init', INITS)
-    if init == 'auto': init = 'fbp' if isinstance(op, ParallelBeamTomography) else 'tv'
-    if init == 'fbp' and not hasattr(op, 'fbp'):
-        raise ValueError(f"init='fbp' needs an operator with an fbp method (tomography), got {type(op).__name__}")
-    with torch.no_grad():
-        if init == 'fbp': x0 = op.fbp(y)
-        elif init == 'adjoint': x0 = op.A_adjoint(y)
-        elif init == 'tv': x0 = tv_reconstruct(y, op, default_lambda('tv', op) if init_lam is None else init_lam)
-        else: x0 = tikhonov(y, op, default_lambda('tikhonov', op) if init_lam is None else init_lam)
-    return x0.clamp(0, 1)
 
 def _fista(y, op, net, alpha, xi0, w, steps, L0, eta, tol, log_every, progress, max_backtracks=30):
     """Batched FISTA with per-image backtracking on 1/2||A D(xi) - y||^2 + alpha sum w |xi|; an image whose coefficients
@@ -300,7 +279,7 @@ def desyre(y:Tensor, # measurements (B, *op.out_shape)
            net:nn.Module, # the synthesis network: D is `net(xi)`, E is `net.encode(x)` (a `TightFrameUNet`)
            alpha:float|Tensor|str=0.01, # weight of the l1 term; a (B,) tensor gives one per image; 'discrepancy': chosen per image
            steps:int=150, # most FISTA iterations
-           init:str|Tensor='auto', # a `desyre_start` name, images x0 (B, *op.in_shape), or coefficients xi0 (B, latent_dim)
+           init:str|Tensor='auto', # a `baselines.classical_start` name, images x0 (B, *op.in_shape), or coefficients xi0 (B, latent_dim)
            init_lam:float|None=None, # weight of a 'tv' or 'tikhonov' start
            L0:float|None=None, # first Lipschitz estimate; None: a secant estimate per image
            eta:float=2.0, # backtracking factor > 1
@@ -325,7 +304,7 @@ def desyre(y:Tensor, # measurements (B, *op.out_shape)
         elif tuple(init.shape) == (B,) + tuple(op.in_shape): x0 = init.to(y).detach().clamp(0, 1)
         else: raise ValueError(f"init must be images (B, *op.in_shape) = {(B,) + tuple(op.in_shape)} or coefficients "
                                f"(B, latent_dim) = ({B}, {K}), got {tuple(init.shape)}")
-    else: x0 = desyre_start(y, op, init, init_lam)
+    else: x0 = classical_start(y, op, init, init_lam)
     if x0 is not None:
         if not hasattr(net, 'encode'): raise ValueError(f"init {init!r} needs a network with an encoder; give the coefficients xi0 instead")
         with torch.no_grad(): xi0 = net.encode(x0)

@@ -19,7 +19,8 @@ from genprior_nb.data import eval_images
 from genprior_nb.bench_settings import bench_operator, tuned_problems, classical_settings
 from genprior_nb.baselines import default_lambda
 from genprior_nb.metrics import psnr
-from genprior_nb.desyre import desyre, desyre_start, load_desyre, DESYRE_TUNING
+from genprior_nb.desyre import desyre, load_desyre, DESYRE_TUNING
+from genprior_nb.baselines import classical_start
 
 STEPS = 150
 COARSE = tuple(10**(-e/2) for e in range(8))           # 1 ... 3.2e-4, half decades (8 values)
@@ -45,7 +46,7 @@ if __name__ == '__main__':
         tv_lam = classical_settings('tv', name, level).get('lam', default_lambda('tv', op))
         for init in (('fbp', 'tv') if name == 'tomo' else ('tv',)):   # tomography: the paper's FBP start, and TV's
             init_lam = None if init == 'fbp' else tv_lam
-            start = desyre_start(y, op, init, init_lam)
+            start = classical_start(y, op, init, init_lam)
             scores = dict(zip(COARSE, run(x, y, op, net, list(COARSE), start)))
             best = max(scores, key=scores.get)
             fine = [best * f for f in FINE]

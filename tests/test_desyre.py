@@ -6,7 +6,8 @@ from torch import nn
 import fastcore.test as fct
 from genprior_nb.operators import make_operator
 from genprior_nb.metrics import psnr
-from genprior_nb.desyre import (haar_analysis, haar_synthesis, TightFrameUNet, train_desyre, desyre, desyre_start,
+from genprior_nb.baselines import classical_start
+from genprior_nb.desyre import (haar_analysis, haar_synthesis, TightFrameUNet, train_desyre, desyre,
                                 desyre_settings, load_desyre, desyre_card, list_desyre)
 
 class IdentityDecoder(nn.Module):
@@ -93,7 +94,7 @@ def test_bad_inputs_and_caller_state():
     with pytest.raises(ValueError, match="alpha must be one of"): desyre(y, op, net, alpha='best')
     with pytest.raises(ValueError, match=r'init must be images \(B, \*op.in_shape\)'): desyre(y, op, net, init=torch.zeros(2, 7))
     with pytest.raises(ValueError, match="init='fbp' needs an operator with an fbp method"): desyre(y, op, net, init='fbp')
-    with pytest.raises(ValueError, match="init must be one of"): desyre_start(y, op, 'bm3d')
+    with pytest.raises(ValueError, match="init must be one of"): classical_start(y, op, 'bm3d')
     net.train(); flags = [p.requires_grad for p in net.parameters()]
     bn = net.enc[0][0][1].running_mean.clone()
     r = desyre(y, op, net, alpha=0.01, steps=3)
