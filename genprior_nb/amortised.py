@@ -205,7 +205,7 @@ def bench_amortised(out:str|Path|None='out/amortised', # folder for amortised.cs
     rows = []
     for gname in generators:
         G = load_pretrained(gname, dev); E = load_inversion_encoder(f'inv-{gname}', dev)
-        op = CompressedSensing(150, seed=0).to(dev)
+        op = CompressedSensing(150, seed=0, in_shape=tuple(G.image_shape)).to(dev)
         x = eval_images(n, dataset=model_card(gname)['data'])[0].to(dev); y = op.measure(x, 0.05, seed=0)
         grows = []
         def timed(protocol, start, R, steps, k, solve):

@@ -145,7 +145,8 @@ def bench_reconstruct(out:str|Path='out/bench', # folder for reconstruct.csv
     for gname in gens:
         dataset = gname.split('-')[1]
         G = load_pretrained(gname, dev)
-        op = (CompressedSensing(150, seed=0) if operator == 'cs' else RandomInpainting(0.25, seed=0)).to(dev)
+        shape = tuple(G.image_shape)   # the generator's image size and channels, not 28x28
+        op = (CompressedSensing(150, seed=0, in_shape=shape) if operator == 'cs' else RandomInpainting(0.25, seed=0, in_shape=shape)).to(dev)
         x = eval_images(n_images, dataset=dataset)[0].to(dev)
         y = op.measure(x, noise_std, seed=0)
         flops = pass_flops(G, op)

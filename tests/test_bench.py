@@ -190,3 +190,11 @@ def test_bench_calls_quick_and_reach(tmp_path):
     for what in BENCHMARKS: assert build_parser().parse_args(['bench', what]).what == what   # the CLI offers every benchmark
     with pytest.raises(ValueError, match=r"methods entries must be one of .*got 'lasso'"):
         bench_calls(None, quick=True, methods=('lasso',), verbose=False)
+
+def test_reconstruct_benchmark_at_64x64(tmp_path):
+    "The speed benchmark takes the generator's image size: a 64x64 ellipse generator gets a 64x64 operator and its own images."
+    from genprior_nb.bench import bench_reconstruct
+    rows = bench_reconstruct(tmp_path, quick=True, generator='vae-ellipses-32', verbose=False)
+    assert {r['generator'] for r in rows} == {'vae-ellipses-32'} and len(rows) >= 2
+    assert all(r['psnr_mean'] > 5 and r['images_per_s'] > 0 for r in rows)
+    assert read_csv(tmp_path/'reconstruct.csv')[0]['generator'] == 'vae-ellipses-32'
