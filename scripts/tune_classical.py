@@ -39,7 +39,7 @@ def extend(x, y, op, method, scores, max_more=12):
         if lam not in (lams[0], lams[-1]) or len(lams) < 2: break
         nb = lams[1] if lam == lams[0] else lams[-2]
         if best_p - dict((kw['lam'], p) for kw, p in allsc)[nb] <= EDGE_GAIN: break
-        step = (FACTORS[1] if method != 'pnp_bm3d' else 2.) ** (1 if lam == lams[-1] else -1)
+        step = (FACTORS[1] / FACTORS[0] if method != 'pnp_bm3d' else 2.) ** (1 if lam == lams[-1] else -1)   # the grid's own ratio
         extra += tune_classical(x, y, op, method, [dict(best_kw, lam=round(lam * step**j, 8)) for j in (1, 2, 3)])
     return extra
 
