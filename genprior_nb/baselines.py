@@ -516,17 +516,19 @@ def classical_start(y:Tensor, # measurements (B, *op.out_shape)
                     op:LinearOperator, # forward operator
                     init:str='auto', # 'auto' (FBP for tomography, TV otherwise), 'fbp', 'tv', 'tikhonov' or 'adjoint'
                     init_lam:float|None=None, # weight of 'tv' or 'tikhonov'; None: `default_lambda`
+                    n_iter:int|None=None, # most iterations of 'tv' (primal-dual) or 'tikhonov' (CG); None: their defaults
                    ) -> Tensor:
     "A fast classical reconstruction x0 (B, *op.in_shape), clipped to [0, 1], that iterative solvers start from (DESYRE, amortised latent starts)."
     check_choice(init, 'init', START_METHODS)
     if init == 'auto': init = 'fbp' if applicable('fbp', op) else 'tv'
     if init == 'fbp' and not hasattr(op, 'fbp'):
         raise ValueError(f"init='fbp' needs an operator with an fbp method (tomography), got {type(op).__name__}")
+    it = {} if n_iter is None else {'n_iter': check_int(n_iter, 'n_iter', 1)}
     with torch.no_grad():
         if init == 'fbp': x0 = op.fbp(y)
         elif init == 'adjoint': x0 = op.A_adjoint(y)
-        elif init == 'tv': x0 = tv_reconstruct(y, op, default_lambda('tv', op) if init_lam is None else init_lam)
-        else: x0 = tikhonov(y, op, default_lambda('tikhonov', op) if init_lam is None else init_lam)
+        elif init == 'tv': x0 = tv_reconstruct(y, op, default_lambda('tv', op) if init_lam is None else init_lam, **it)
+        else: x0 = tikhonov(y, op, default_lambda('tikhonov', op) if init_lam is None else init_lam, **it)
     return x0.clamp(0, 1)
 
 # %% ../nbs/04_baselines.ipynb #dcc8c192
