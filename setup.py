@@ -36,6 +36,7 @@ setuptools.setup(
     packages=setuptools.find_namespace_packages(include=['genprior_nb', 'genprior_nb.*']),
     include_package_data=True,
     package_data={'genprior_nb.weights': ['*.pt', '*.json'], 'genprior_nb.weights.classifier': ['*.pt', '*.json'],
+                  'genprior_nb.weights.desyre': ['*.pt', '*.json'], 'genprior_nb.weights.amortised': ['*.pt', '*.json'],
                   'genprior_nb.tuning': ['*.csv']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'browser': ['selenium>=4'], 'deepinv': deepinv_requirements},
