@@ -13,9 +13,10 @@ from .operators import LinearOperator, make_operator, OPERATORS
 # %% auto #0
 __all__ = ['BENCH_NOISE', 'QUALITY_SETTINGS', 'TABLE_SETTINGS', 'TARGET_SETTINGS', 'QUICK_SETTINGS', 'TUNING_DIR',
            'SOFT_TV_WEIGHTS', 'MSWEEP_M', 'MSWEEP_BASELINES', 'MSWEEP_GENERATORS', 'OPERATOR_LEVELS', 'TABLE_BASELINES',
-           'STRONG_BASELINES', 'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TARGET_LEVELS',
-           'TARGET_GENERATORS', 'GRIDS', 'CLASSICAL_TUNING', 'bench_operator', 'sparse_weight', 'soft_tv_weights',
-           'Cell', 'quality_grid', 'tuned_problems', 'classical_settings', 'tune_classical', 'classical_methods']
+           'STRONG_BASELINES', 'TABLE_GENERATORS', 'TABLE_EXTRA', 'EXTRA_LEVELS', 'TABLE_TV', 'TABLE_DESYRE',
+           'TARGET_LEVELS', 'TARGET_GENERATORS', 'GRIDS', 'CLASSICAL_TUNING', 'bench_operator', 'sparse_weight',
+           'soft_tv_weights', 'Cell', 'quality_grid', 'tuned_problems', 'classical_settings', 'tune_classical',
+           'classical_methods']
 
 # %% ../nbs/16_bench_settings.ipynb #4191de52
 BENCH_NOISE = 0.05
@@ -92,7 +93,7 @@ MSWEEP_M = (10, 25, 50, 100, 200, 300, 400, 500, 750)
 MSWEEP_BASELINES = ('l1_dct', 'l1_wavelet', 'tv')
 MSWEEP_GENERATORS = (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'),
                      ('vae-fmnist-8', 'sparse_deviation'), ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint_tv'),
-                     ('vae-fmnist-8', 'pgd_gan'))
+                     ('vae-fmnist-8', 'pgd_gan'), ('desyre-fmnist', 'desyre'))
 OPERATOR_LEVELS = {'fmnist': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
                               ('tomo', 30), ('tomo', 10), ('tomo', 5), ('denoise', 0.1), ('denoise', 0.2)),
                    'shapes': (('inpaint', 0.25), ('inpaint', 0.1), ('block', 14), ('blur', 1.0), ('downsample', 4),
@@ -106,6 +107,7 @@ TABLE_GENERATORS = {'fmnist': (('vae-fmnist-8', 'csgm'), ('ae-fmnist-8', 'csgm')
 TABLE_EXTRA = (('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'pgd_gan'))  # run last, fmnist only, on EXTRA_LEVELS
 EXTRA_LEVELS = (('inpaint', 0.25), ('block', 14), ('blur', 1.0), ('tomo', 10), ('denoise', 0.1))
 TABLE_TV = (('vae-fmnist-8', 'soft_constraint_tv'),)  # run after TABLE_EXTRA, on every fmnist problem
+TABLE_DESYRE = (('desyre-fmnist', 'desyre'),)   # then DESYRE (its tuned alpha per problem, `desyre.desyre_settings`), on every fmnist problem
 TARGET_LEVELS = (('inpaint', 0.25), ('inpaint', 0.1), ('cs', 50), ('cs', 150), ('cs', 300), ('blur', 1.0), ('tomo', 10))
 TARGET_GENERATORS = (('vae-fmnist-8', 'csgm'), ('wgan-fmnist-8', 'csgm'), ('vae-fmnist-8', 'pgd_gan'), ('vae-fmnist-8', 'sparse_deviation'),
                      ('wgan-fmnist-8', 'sparse_deviation'), ('vae-fmnist-8', 'soft_constraint'), ('vae-fmnist-8', 'soft_constraint_tv'),
@@ -148,7 +150,7 @@ def quality_grid(quick:bool=False, # a tiny grid (2 operators, 1 generator) for 
     for ds in ('fmnist', 'shapes'):
         cells += [Cell('operators', ds, o, l, g, meth) for g, meth in TABLE_GENERATORS[ds] for o, l in OPERATOR_LEVELS[ds]]
     cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_EXTRA for o, l in EXTRA_LEVELS]
-    cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_TV for o, l in OPERATOR_LEVELS['fmnist']]
+    cells += [Cell('operators', 'fmnist', o, l, g, meth) for g, meth in TABLE_TV + TABLE_DESYRE for o, l in OPERATOR_LEVELS['fmnist']]
     return cells
 
 # %% ../nbs/16_bench_settings.ipynb #94a2e822
