@@ -4,18 +4,21 @@
 
 # %% ../nbs/24_amortised.ipynb #114c9ce2
 from __future__ import annotations
-import json, importlib.resources
+import json, math, time, importlib.resources
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from .core import check_int, check_float, get_device
-from .operators import LinearOperator, gaussian_kernel
+from .core import check_int, check_float, get_device, cosine_lr, write_csv, safe_torch_load
+from .operators import LinearOperator, CompressedSensing, gaussian_kernel
 from .generators import ConvEncoder, check_generator, check_image_shape, frozen, module_device
 from .train import fit, host_to_device
-from .pretrained import load_weights
+from .pretrained import load_weights, load_pretrained, model_card
 from .baselines import classical_start
-from .latent_opt import initial_latents
+from .latent_opt import initial_latents, csgm
+from .data import eval_images
+from .metrics import psnr, mean_ci
+from .bench import naive_csgm, counting_calls, machine_info, _sync
 
 # %% auto #0
 __all__ = ['AMORTISED_DIR', 'AMORTISED_COLUMNS', 'AMORTISED_LADDER', 'InversionEncoder', 'build_inversion_encoder', 'degrade',
@@ -99,7 +102,6 @@ def train_inversion_encoder(E:InversionEncoder, # the encoder (trained in place)
                             stop_at:int|None=None, # end after this many steps (the schedule still spans `steps`)
                            ) -> dict:
     "Train E on G's own samples with `train.fit` (atomic checkpoints, exact resume); returns the history."
-    from genprior_nb.core import cosine_lr
     if not isinstance(E, InversionEncoder): raise TypeError(f"E must be an InversionEncoder, got {type(E).__name__}")
     check_generator(G)
     if getattr(G, 'latent_dim', None) != E.latent_dim:
@@ -161,7 +163,6 @@ def load_inversion_encoder(name:str|Path, # a shipped name ('inv-vae-fmnist-8'),
         card = json.loads((AMORTISED_DIR/f'{name}.json').read_text())
         E = load_weights(build_inversion_encoder(card['config']), AMORTISED_DIR/f'{name}.pt')
     elif Path(name).is_file():
-        from genprior_nb.core import safe_torch_load
         ck = safe_torch_load(name)
         if not isinstance(ck, dict) or not isinstance(ck.get('config'), dict) or 'encoder' not in ck.get('models', {}):
             raise ValueError(f"{str(name)!r} is not a `train_inversion_encoder` checkpoint (no config and encoder weights)")
@@ -189,14 +190,6 @@ def bench_amortised(out:str|Path|None='out/amortised', # folder for amortised.cs
                     verbose:bool=True, # print the table
                    ) -> list[dict]:
     "Time and count the reference protocol, the batched `csgm` and amortised starts on the same images; write OUT/amortised.csv."
-    from genprior_nb.bench import naive_csgm, counting_calls, machine_info, _sync
-    from genprior_nb.data import eval_images
-    from genprior_nb.metrics import psnr, mean_ci
-    from genprior_nb.pretrained import load_pretrained, model_card
-    from genprior_nb.latent_opt import csgm
-    from genprior_nb.operators import CompressedSensing
-    from genprior_nb.core import write_csv
-    import time, math
     say = print if verbose else (lambda *a, **k: None)
     dev = get_device(device)
     n = 2 if quick else check_int(n_images, 'n_images', 1)

@@ -197,13 +197,13 @@ CELL_COLUMNS = ('key', 'experiment', 'dataset', 'operator', 'level', 'noise', 'g
                 'seconds', 'device')
 
 def run_cell(cell:Cell, # the problem
-             x:Tensor, # evaluation images (B, 1, 28, 28) on the device
+             x:Tensor, # evaluation images (B, C, H, W) on the device
              G:torch.nn.Module|None, # the cell's generator on the same device (None for a baseline)
              settings:dict|None=None, # settings of the generator method (default `QUALITY_SETTINGS`)
             ) -> list[dict]:
     "Solve one cell for all images and return its per-image rows (`CELL_COLUMNS`)."
     dev = x.device
-    op, noise = bench_operator(cell.operator, cell.level); op = op.to(dev)
+    op, noise = bench_operator(cell.operator, cell.level, tuple(x.shape[1:])); op = op.to(dev)
     y = op.measure(x, noise, seed=0)
     _sync(dev); t = time.perf_counter()
     if cell.generator:
@@ -478,6 +478,7 @@ def bench_calls(out:str|Path|None='out/bench', # folder for calls.csv and calls.
                 n_images:int|None=None, # evaluation images (default 32; 2 with `quick`)
                 quick:bool=False, # the first two budgets of each method on 2 images: a smoke test
                 device:str|None=None, # torch device (default: best available)
+                dataset:str='fmnist', # the problems' data set (its tuned settings: `bench_settings`, `desyre.desyre_settings`)
                 generator:str='vae-fmnist-8', # the shipped generator of the latent methods
                 desyre_net:str='desyre-fmnist', # the shipped DESYRE network
                 problems:tuple=CALLS_PROBLEMS, # (operator, level) pairs
@@ -493,21 +494,21 @@ def bench_calls(out:str|Path|None='out/bench', # folder for calls.csv and calls.
     n = check_int(n_images if n_images is not None else (2 if quick else 32), 'n_images', 1)
     say = print if verbose else (lambda *a, **k: None)
     say(machine_info(dev))
-    x = eval_images(n, dataset='fmnist')[0].to(dev)
+    x = eval_images(n, dataset=dataset)[0].to(dev)
     nets = {'generator': load_pretrained(generator, dev), 'desyre': load_desyre(desyre_net, dev) if 'desyre' in methods else None}
     points = [(o, l, m, b) for o, l in problems for m in methods for b in (CALLS_BUDGETS[m][:2] if quick else CALLS_BUDGETS[m])]
     rows = []
     for operator, level, method, budget in tqdm(points, desc='calls', disable=not progress):
-        op, noise = bench_operator(operator, level); op = op.to(dev); y = op.measure(x, noise, seed=0)
+        op, noise = bench_operator(operator, level, tuple(x.shape[1:])); op = op.to(dev); y = op.measure(x, noise, seed=0)
         net = nets['desyre'] if method == 'desyre' else None if method == 'tv' else nets['generator']
-        solve = _calls_solver(method, budget, operator, level, 'fmnist', net)
+        solve = _calls_solver(method, budget, operator, level, dataset, net)
         _sync(dev); t = time.perf_counter()
         with counting_calls(op, [net] if net is not None else [], n_images=n) as counts:
             xr = solve(y, op).detach().clamp(0, 1)
         _sync(dev); sec = time.perf_counter() - t
         p, ci = mean_ci(psnr(xr, x).cpu())
         prior = desyre_net if method == 'desyre' else '' if method == 'tv' else generator
-        rows.append(dict(dataset='fmnist', operator=operator, level=level, prior=prior, method=method, budget=budget, images=n,
+        rows.append(dict(dataset=dataset, operator=operator, level=level, prior=prior, method=method, budget=budget, images=n,
                          psnr_mean=round(p, 4), psnr_ci=round(ci, 4), **{k: round(v, 2) for k, v in counts.items()}, seconds=round(sec, 3)))
         say(f"{operator} {level:g} {method} budget {budget}: {p:.2f} dB, A+At {counts['A'] + counts['At']:.0f}, "
             f"network {counts['net'] + counts['net_backward']:.0f} per image, {sec:.1f} s")
