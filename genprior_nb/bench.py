@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .core import check_int, check_choice, get_device, atomic_write_bytes, write_csv, claim_lock
 from .data import eval_images, save_figure
 from .operators import LinearOperator, CompressedSensing, RandomInpainting, OPERATORS, make_operator
-from .generators import module_device
+from .generators import module_device, frozen
 from .train import current_shard
 from .pretrained import load_pretrained, list_pretrained
 from .latent_opt import reconstruct, csgm, prune_step
@@ -24,10 +24,11 @@ from .bench_settings import (QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, 
 from .bench_report import aggregate, paired_comparison, paired_table, table_rows, plot_msweep, plot_operator_table
 
 # %% auto #0
-__all__ = ['RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'OPERATOR_SIZES', 'CALL_KEYS', 'CALLS_PROBLEMS',
-           'CALLS_BUDGETS', 'CALLS_COLUMNS', 'CALL_LABELS', 'BENCHMARKS', 'machine_info', 'naive_csgm', 'pass_flops',
-           'matmul_gflops', 'bench_reconstruct', 'run_cell', 'run_quality', 'bench_operators', 'counting_calls',
-           'bench_calls', 'plot_calls', 'calls_to_reach', 'run_bench']
+__all__ = ['PROFILE_COLUMNS', 'RECONSTRUCT_COLUMNS', 'CELL_COLUMNS', 'OPERATOR_COLUMNS', 'OPERATOR_SIZES', 'CALL_KEYS',
+           'CALLS_PROBLEMS', 'CALLS_BUDGETS', 'CALLS_COLUMNS', 'CALL_LABELS', 'BENCHMARKS', 'machine_info',
+           'naive_csgm', 'pass_flops', 'matmul_gflops', 'pass_profile', 'profile_table', 'bench_reconstruct',
+           'run_cell', 'run_quality', 'bench_operators', 'counting_calls', 'bench_calls', 'plot_calls',
+           'calls_to_reach', 'run_bench']
 
 # %% ../nbs/18_benchmarks.ipynb #891ec8ef
 def machine_info(device:torch.device, # the device the benchmark runs on
@@ -80,7 +81,7 @@ def pass_flops(G:torch.nn.Module, # generator
     dev = module_device(G)
     z = torch.randn(1, G.latent_dim, device=dev, requires_grad=True)
     y = torch.zeros((1,) + tuple(op.out_shape), device=dev)
-    with FlopCounterMode(display=False) as fc:
+    with frozen(G), FlopCounterMode(display=False) as fc:   # as the solvers run it: eval mode, no weight gradients
         (op.A(G(z)) - y).pow(2).sum().backward()
     return int(fc.get_total_flops())
 
@@ -101,6 +102,78 @@ def matmul_gflops(n:int=1024, # matrix side
             t = time.perf_counter(); a @ b; _sync(dev); best = min(best, time.perf_counter() - t)
     finally: torch.backends.cuda.matmul.allow_tf32 = old
     return 2 * n**3 / best / 1e9
+
+# %% ../nbs/18_benchmarks.ipynb #pp000002
+PROFILE_COLUMNS = ('layer', 'kind', 'input_shape', 'mflop', 'ms', 'gflops', 'peak_fraction', 'time_share')
+
+def _best_time(f, repeat, dev=None):
+    "Best wall time of `repeat` calls of f (after one warm-up call), synchronising `dev` when it is a CUDA device."
+    dev = torch.device('cpu') if dev is None else dev
+    f(); _sync(dev); best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter(); f(); _sync(dev); best = min(best, time.perf_counter() - t)
+    return best
+
+def pass_profile(G:torch.nn.Module, # generator (its mode and flags are restored afterwards)
+                 n_codes:int=256, # codes per pass (csgm's CPU chunk is 256)
+                 repeat:int=5, # timed runs per measurement (the best is kept)
+                 channels_last:bool=False, # run the convolutions in channels-last memory format
+                 peak:float|None=None, # matmul GFLOP/s to compare with; None: `matmul_gflops` on G's device now
+                ) -> dict:
+    "Time one batched pass of G (forward + backward to z) and each of its layers alone: FLOPs, GFLOP/s, fraction of the matmul peak."
+    from torch.utils.flop_counter import FlopCounterMode
+    check_int(n_codes, 'n_codes', 1); check_int(repeat, 'repeat', 1)
+    dev = module_device(G); peak = matmul_gflops(device=dev) if peak is None else float(peak)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with frozen(G):
+        mods = {n: m for n, m in G.named_modules() if not list(m.children()) and not isinstance(m, torch.nn.Identity)}
+        if hasattr(G, 'encoder'): mods = {n: m for n, m in mods.items() if not n.startswith('encoder')}  # the decoder is G(z)
+        shapes = {}
+        def record(name):
+            def hook(m, inp, out): shapes.setdefault(name, tuple(inp[0].shape))   # returns None: the output is left alone
+            return hook
+        hooks = [m.register_forward_hook(record(n)) for n, m in mods.items()]
+        z = torch.randn(n_codes, G.latent_dim, device=dev, generator=torch.Generator(dev).manual_seed(0))
+        try:
+            with torch.no_grad(): G(z)
+        finally:
+            for h in hooks: h.remove()
+        def run(f, x):   # forward, then backward to the input only
+            def go():
+                xx = x.detach().requires_grad_(True); f(xx).sum().backward()
+            return go
+        def flops(f, x):
+            with FlopCounterMode(display=False) as fc: run(f, x)()
+            return fc.get_total_flops()
+        rows = []
+        for n, m in mods.items():
+            if n not in shapes: continue   # not on the path of G(z)
+            x = torch.randn(shapes[n], device=dev)
+            if x.ndim == 4: x = x.contiguous(memory_format=fmt)
+            fl, sec = flops(m, x), _best_time(run(m, x), repeat, dev)
+            rows.append(dict(layer=n, kind=type(m).__name__, input_shape='x'.join(map(str, shapes[n])), mflop=fl / 1e6, ms=sec * 1e3))
+        total_fl, total = flops(G, z), _best_time(run(G, z), repeat, dev)
+    layers = sum(r['ms'] for r in rows)
+    rows.append(dict(layer='other', kind='(the pass minus its layers)', input_shape='', mflop=total_fl / 1e6 - sum(r['mflop'] for r in rows),
+                     ms=max(total * 1e3 - layers, 0.0)))
+    for r in rows:
+        r['gflops'] = r['mflop'] / r['ms'] if r['ms'] > 0 else 0.0
+        r['peak_fraction'], r['time_share'] = r['gflops'] / peak, r['ms'] / (total * 1e3)
+    return dict(rows=rows, n_codes=n_codes, channels_last=channels_last, peak_gflops=peak, pass_ms=total * 1e3,
+                pass_mflop=total_fl / 1e6, pass_gflops=total_fl / 1e6 / (total * 1e3), pass_fraction=total_fl / 1e9 / total / peak,
+                layers_ms=layers, bound_fraction=total_fl / 1e9 / (layers / 1e3) / peak)
+
+def profile_table(prof:dict, # `pass_profile`'s result
+                 ) -> str:
+    "`pass_profile`'s rows as an aligned text table, then the whole pass and the bound its layers set."
+    head = ('layer', 'kind', 'input', 'MFLOP', 'ms', 'GFLOP/s', 'of peak', 'of pass')
+    body = [(r['layer'], r['kind'], r['input_shape'], f"{r['mflop']:.2f}", f"{r['ms']:.3f}", f"{r['gflops']:.1f}",
+             f"{r['peak_fraction']:.0%}", f"{r['time_share']:.0%}") for r in prof['rows']]
+    w = [max(len(str(c)) for c in col) for col in zip(head, *body)]
+    lines = ['  '.join(str(c).ljust(n) if i < 3 else str(c).rjust(n) for i, (c, n) in enumerate(zip(row, w))) for row in (head, *body)]
+    return '\n'.join(lines + [f"pass: {prof['n_codes']} codes, {prof['pass_mflop']:.1f} MFLOP in {prof['pass_ms']:.2f} ms = "
+                               f"{prof['pass_gflops']:.1f} GFLOP/s, {prof['pass_fraction']:.0%} of {prof['peak_gflops']:.0f}; "
+                               f"its layers alone: {prof['bound_fraction']:.0%}"])
 
 # %% ../nbs/18_benchmarks.ipynb #406a8d40
 RECONSTRUCT_COLUMNS = ('protocol', 'images', 'restarts', 'steps', 'seconds', 'images_per_s', 'speedup', 'psnr_mean', 'psnr_ci',
@@ -306,13 +379,6 @@ def run_quality(out:str|Path='out/bench', # folder for cells/, quality.csv and t
 # %% ../nbs/18_benchmarks.ipynb #8307e7f9
 import gc, ctypes
 from .operators import TOMO_METHODS
-
-def _best_time(f, repeat):
-    "Best wall time of `repeat` calls of f (after one warm-up call)."
-    f(); ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
-    return min(ts)
 
 def _rss_mb(field:str='VmRSS') -> float|None:
     "This process's resident memory (VmRSS), or its peak since the last reset (VmHWM), in MB; None without /proc."

@@ -15,6 +15,10 @@ The prior methods share one CSGM run per problem and generator: `csgm` is that r
 constraint (with and without TV) continue from its best code (their warm-up), and their time includes it. Each restart
 set holds one start from the encoder of the FBP image (VAE) and random N(0, I) draws.
 
+Deep synthesis regularisation (`desyre`, with the shipped 64x64 network `desyre-ellipses` when it exists) starts from
+the Hann-filtered back-projection (the paper's start) or from TV, whichever the tuning prefers, and runs 150 FISTA
+iterations; its start and alpha are tuned together as one batch, its time includes the start.
+
 One CSV per finished cell in nbs/benchmarks/ct64/cells/ (the format of `genprior bench quality`), so the script resumes
 where it stopped; then quality.csv and paired.csv (`bench_report.aggregate`, `paired_comparison`) and tuning.csv.
 """
@@ -27,6 +31,7 @@ from genprior_nb.operators import make_operator
 from genprior_nb.pretrained import load_pretrained, list_pretrained
 from genprior_nb.latent_opt import csgm, sparse_deviation, soft_constraint
 from genprior_nb.baselines import tikhonov, tv_reconstruct
+from genprior_nb.desyre import desyre, load_desyre, list_desyre
 from genprior_nb.metrics import psnr, ssim
 from genprior_nb.bench import CELL_COLUMNS
 from genprior_nb.bench_settings import Cell
@@ -41,6 +46,8 @@ NOISES = (0.01, 0.05)                  # std as a fraction of each sinogram's ra
 GENERATORS = ('vae-ellipses-32', 'wgan-ellipses-32')
 CSGM = dict(steps=120, lr=0.05, prune=1/3)      # restarts: 2 (VAE: FBP-encoder start + 1 prior draw), 3 (WGAN)
 JOINT_STEPS = 50
+DESYRE_NET, DESYRE_STEPS = 'desyre-ellipses', 150   # deep synthesis regularisation: the shipped 64x64 network, FISTA iterations
+DESYRE_ALPHAS = tuple(10**(-e/2) for e in range(2, 10))   # 0.1 ... 1e-4.5, half decades; every alpha and start in one batch
 GRIDS = {'fbp': ('ramp', 'hann'), 'tikhonov': (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
          'tv': (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), 'sparse_deviation': (0.003, 0.03, 0.3, 3.0),
          'soft_b': (0.03, 0.3, 3.0), 'soft_tv_factor': (0.25, 0.5, 1.0)}
@@ -79,7 +86,7 @@ def prior_run(method, y, op, G, warm, w):
     b, tv = w
     return soft_constraint(y, op, G, b=b, tv=tv, **kw)
 
-def tune(name, level, frac, tuning, gens):
+def tune(name, level, frac, tuning, gens, nets=None):
     "Best weights per method on the validation phantoms; rows appended to `tuning`."
     key = f"{name}-{level:g}-noise{round(frac*100)}"
     done = {(r['method'], r['generator']): r for r in tuning if r['problem'] == key and r['best']}
@@ -93,6 +100,9 @@ def tune(name, level, frac, tuning, gens):
     for m in ('fbp', 'tikhonov', 'tv'):
         if (m, '') in done: best[m] = json.loads(done[(m, '')]['weight']); continue
         best[m] = record(m, '', GRIDS[m], [float(psnr(classical(m, y, op, w), x).mean()) for w in GRIDS[m]])
+    if nets:
+        if ('desyre', DESYRE_NET) in done: best[('desyre', DESYRE_NET)] = json.loads(done[('desyre', DESYRE_NET)]['weight'])
+        else: best[('desyre', DESYRE_NET)] = tune_desyre(key, x, y, op, nets[DESYRE_NET], best['tv'], record)
     for g, G in gens.items():
         methods = prior_methods(g)[1:]
         if all((m, g) in done for m in methods):
@@ -117,6 +127,19 @@ def tune(name, level, frac, tuning, gens):
             best[(m, g)] = record(m, g, grid, scores)
     return best
 
+def desyre_start(name, y, op, tv_weight):
+    "DESYRE's x0: the filtered back-projection (Hann, the paper's start) or TV at its tuned weight."
+    return op.fbp(y, 'hann').clamp(0, 1) if name == 'fbp' else tv_reconstruct(y, op, tv_weight)
+
+def tune_desyre(key, x, y, op, net, tv_weight, record):
+    "Best (start, alpha) of DESYRE on the validation phantoms: both starts and every alpha as one batch."
+    grid = [[s, a] for s in ('fbp', 'tv') for a in DESYRE_ALPHAS]
+    x0 = {s: desyre_start(s, y, op, tv_weight) for s in ('fbp', 'tv')}
+    n = len(x)
+    r = desyre(y.repeat(len(grid), 1, 1, 1), op, net, alpha=torch.tensor([a for _, a in grid]).repeat_interleave(n),
+               steps=DESYRE_STEPS, init=torch.cat([x0[s] for s, _ in grid]))
+    return record('desyre', DESYRE_NET, grid, psnr(r.x, x.repeat(len(grid), 1, 1, 1)).view(len(grid), n).mean(1).tolist())
+
 def cell_rows(cell, x, xr, sec, frac):
     xr = xr.detach().clamp(0, 1)
     p, s = psnr(xr, x).tolist(), ssim(xr, x).tolist(); e = ((xr - x)**2).flatten(1).mean(1).tolist()
@@ -138,16 +161,22 @@ def main(classical_only=False):
     (OUT/'cells').mkdir(parents=True, exist_ok=True)
     x = eval_images(N_IMAGES, dataset='ellipses', image_size=SIZE)[0]
     gens = {} if classical_only else {g: load_pretrained(g) for g in GENERATORS if g in list_pretrained()}
+    nets = {} if classical_only or DESYRE_NET not in list_desyre() else {DESYRE_NET: load_desyre(DESYRE_NET)}
     tuning = read_csv(OUT/'tuning.csv') if (OUT/'tuning.csv').exists() else []
-    for r in tuning: r['best'] = r['best'] in (True, 'True', 1)
+    for r in tuning:   # read_csv parses numbers and empty cells: back to the JSON text and '' that tune() writes and keys on
+        r['best'] = r['best'] in (True, 'True', 1)
+        r['generator'] = r['generator'] or ''
+        if not isinstance(r['weight'], str): r['weight'] = json.dumps(r['weight'])
+    tuning = list({(r['problem'], r['method'], r['generator'], r['weight']): r for r in tuning}.values())  # one row per grid point
     for name, level in PROBLEMS:      # problem-major: both noise levels of 10 angles first
         for frac in NOISES:
             exp = f"ct64-noise{round(frac*100)}"
             cells = [Cell(exp, 'ellipses', name, level, '', m) for m in ('fbp', 'tikhonov', 'tv')]
             cells += [Cell(exp, 'ellipses', name, level, g, m) for g in gens for m in prior_methods(g)]
+            cells += [Cell(exp, 'ellipses', name, level, n, 'desyre') for n in nets]
             if all((OUT/'cells'/f'{c.key}.csv').exists() for c in cells): continue
             t0 = time.time()
-            best = tune(name, level, frac, tuning, gens)
+            best = tune(name, level, frac, tuning, gens, nets)
             write_csv(OUT/'tuning.csv', tuning, list(tuning[0]))
             print(f"{exp} {name} {level}: tuned in {time.time() - t0:.0f} s: {best}", flush=True)
             op = operator(name, level); y = measure(op, x, frac, seed=0)
@@ -155,6 +184,14 @@ def main(classical_only=False):
             for c in cells:
                 f = OUT/'cells'/f'{c.key}.csv'
                 if f.exists(): continue
+                if c.method == 'desyre':   # its own start (tuned: FBP or TV), then FISTA; the start's time included
+                    t = time.time(); start, alpha = best[('desyre', c.generator)]
+                    xr = desyre(y, op, nets[c.generator], alpha=alpha, steps=DESYRE_STEPS,
+                                init=desyre_start(start, y, op, best['tv'])).x
+                    sec = time.time() - t
+                    write_csv(f, cell_rows(c, x, xr, sec, frac), CELL_COLUMNS)
+                    print(f"  {c.key}: {psnr(xr.clamp(0, 1), x).mean():.2f} dB ({sec:.0f} s)", flush=True)
+                    continue
                 if c.generator and c.generator not in warm:   # the shared CSGM run (timed by the solver itself)
                     G = gens[c.generator]
                     warm[c.generator] = csgm(y, op, G, init=starts(G, y, op, restarts_of(G)), restarts=restarts_of(G), **CSGM)

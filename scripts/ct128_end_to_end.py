@@ -36,7 +36,7 @@ if __name__ == '__main__':
     cmd = ['train', '--model', 'vae', '--data', 'ellipses', '--image-size', str(S), '--latent-dim', '32', '--width', '8',
            '--likelihood', 'bernoulli', '--steps', '300', '--batch-size', '32', '--subset', '2000', '--out', str(out), '--no-progress']
     assert main(cmd) == 0
-    rec['train_command'] = 'genprior ' + ' '.join(cmd[:-2] + ['--out', 'OUT'])
+    rec['train_command'] = 'genprior ' + ' '.join(cmd[:-3] + ['--out', 'OUT'])
     rec['train_seconds'] = round(time.time() - t, 1)
     G = load_model(out)
     t = time.time(); x_fbp = op.fbp(y, 'hann').clamp(0, 1); rec['fbp_seconds'] = round(time.time() - t, 2)

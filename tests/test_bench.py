@@ -198,3 +198,35 @@ def test_reconstruct_benchmark_at_64x64(tmp_path):
     assert {r['generator'] for r in rows} == {'vae-ellipses-32'} and len(rows) >= 2
     assert all(r['psnr_mean'] > 5 and r['images_per_s'] > 0 for r in rows)
     assert read_csv(tmp_path/'reconstruct.csv')[0]['generator'] == 'vae-ellipses-32'
+
+class LinearGenerator(torch.nn.Module):
+    "G(z) = W z + b reshaped to (1, 4, 4): its pass has closed-form FLOPs."
+    def __init__(self, k=3):
+        super().__init__(); self.latent_dim = k; self.fc = torch.nn.Linear(k, 16)
+    def forward(self, z): return self.fc(z).view(-1, 1, 4, 4)
+
+def test_pass_flops_and_profile_closed_form():
+    from genprior_nb.bench import pass_flops, pass_profile, profile_table, PROFILE_COLUMNS
+    from genprior_nb.operators import CompressedSensing
+    G = LinearGenerator(3).train()          # trainable and in train mode: both count as a frozen pass and are restored
+    op = CompressedSensing(5, in_shape=(1, 4, 4))
+    # forward W z (2*3*16), backward to z only (2*3*16), then A x and A^T r (2*5*16 each); no weight gradient
+    fct.test_eq(pass_flops(G, op), 2*3*16 * 2 + 2*5*16 * 2)
+    prof = pass_profile(G, n_codes=8, repeat=1, peak=10.0)
+    fct.test_eq(prof['pass_mflop'] * 1e6, 8 * 2*3*16 * 2)
+    fct.test_eq([r['layer'] for r in prof['rows']], ['fc', 'other'])
+    fct.test_eq(set(prof['rows'][0]), set(PROFILE_COLUMNS))
+    fct.test_eq(prof['rows'][0]['mflop'] * 1e6, 8 * 2*3*16 * 2)
+    fct.test_close(prof['rows'][-1]['mflop'], 0, eps=1e-12)
+    assert G.training and all(p.requires_grad and p.grad is None for p in G.parameters())
+    fct.test_close(prof['pass_fraction'], prof['pass_gflops'] / 10.0, eps=1e-9)
+    # the bound is the pass's FLOPs over the layers' summed time (no timing is asserted: timings are noise in tests)
+    fct.test_close(prof['bound_fraction'] * prof['layers_ms'], prof['pass_fraction'] * prof['pass_ms'], eps=1e-9)
+    fct.test_close(prof['layers_ms'], prof['rows'][0]['ms'], eps=1e-9)
+    t = profile_table(prof).splitlines()
+    fct.test_eq(len(t), 4); assert t[1].startswith('fc') and t[-1].startswith('pass: 8 codes')
+
+def test_pass_profile_bad_input():
+    from genprior_nb.bench import pass_profile
+    with pytest.raises(ValueError, match=r"n_codes must be an integer in \[1, inf\], got 0"): pass_profile(LinearGenerator(), n_codes=0)
+    with pytest.raises(TypeError, match="repeat must be an integer, got float 2.5"): pass_profile(LinearGenerator(), repeat=2.5)
