@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 nohup .venv/bin/python scripts/bench_ct64.py > runs/bench_ct64.log 2>&1 &
     .venv/bin/python scripts/bench_ct64.py --report      # tables from the cells done so far
     .venv/bin/python scripts/bench_ct64.py --classical   # FBP, Tikhonov and TV only (minutes)
+    ... scripts/bench_ct64.py --desyre-only --problems tomo-10   # only DESYRE's cells of some problems, beside a full run
 
 Problems: parallel-beam tomography with 10, 20 and 30 angles over [0, 180) degrees and 30 angles over [0, 90)
 (limited angle), Gaussian noise of 1% and 5% of each sinogram's range (experiments `ct64-noise1`, `ct64-noise5`).
@@ -156,28 +157,40 @@ def report():
         if pr: print(paired_table(pr))
     return rows, paired
 
-def main(classical_only=False):
+def load_tuning():
+    "tuning.csv's rows as tune() writes and keys on them: weights as JSON text, '' for no generator, one row per grid point."
+    rows = read_csv(OUT/'tuning.csv') if (OUT/'tuning.csv').exists() else []
+    for r in rows:   # read_csv parses numbers and empty cells
+        r['best'] = r['best'] in (True, 'True', 1)
+        r['generator'] = r['generator'] or ''
+        if not isinstance(r['weight'], str): r['weight'] = json.dumps(r['weight'])
+    return list({(r['problem'], r['method'], r['generator'], r['weight']): r for r in rows}.values())
+
+def save_tuning(rows):
+    "Merge `rows` into tuning.csv as it is on disk now (two runs on different problems or methods may share it); the merged rows."
+    merged = list({(r['problem'], r['method'], r['generator'], r['weight']): r for r in load_tuning() + rows}.values())
+    write_csv(OUT/'tuning.csv', merged, ('problem', 'method', 'generator', 'weight', 'psnr_mean', 'best'))
+    return merged
+
+def main(classical_only=False, problems=None, desyre_only=False):
     set_cpu_threads(int(os.environ.get('GENPRIOR_THREADS', 1)))
     (OUT/'cells').mkdir(parents=True, exist_ok=True)
     x = eval_images(N_IMAGES, dataset='ellipses', image_size=SIZE)[0]
     gens = {} if classical_only else {g: load_pretrained(g) for g in GENERATORS if g in list_pretrained()}
     nets = {} if classical_only or DESYRE_NET not in list_desyre() else {DESYRE_NET: load_desyre(DESYRE_NET)}
-    tuning = read_csv(OUT/'tuning.csv') if (OUT/'tuning.csv').exists() else []
-    for r in tuning:   # read_csv parses numbers and empty cells: back to the JSON text and '' that tune() writes and keys on
-        r['best'] = r['best'] in (True, 'True', 1)
-        r['generator'] = r['generator'] or ''
-        if not isinstance(r['weight'], str): r['weight'] = json.dumps(r['weight'])
-    tuning = list({(r['problem'], r['method'], r['generator'], r['weight']): r for r in tuning}.values())  # one row per grid point
+    tuning = load_tuning()
     for name, level in PROBLEMS:      # problem-major: both noise levels of 10 angles first
+        if problems and f"{name}-{level:g}" not in problems: continue
         for frac in NOISES:
             exp = f"ct64-noise{round(frac*100)}"
             cells = [Cell(exp, 'ellipses', name, level, '', m) for m in ('fbp', 'tikhonov', 'tv')]
             cells += [Cell(exp, 'ellipses', name, level, g, m) for g in gens for m in prior_methods(g)]
             cells += [Cell(exp, 'ellipses', name, level, n, 'desyre') for n in nets]
+            if desyre_only: cells = [c for c in cells if c.method == 'desyre']
             if all((OUT/'cells'/f'{c.key}.csv').exists() for c in cells): continue
             t0 = time.time()
-            best = tune(name, level, frac, tuning, gens, nets)
-            write_csv(OUT/'tuning.csv', tuning, list(tuning[0]))
+            best = tune(name, level, frac, tuning, {} if desyre_only else gens, nets)
+            tuning[:] = save_tuning(tuning)
             print(f"{exp} {name} {level}: tuned in {time.time() - t0:.0f} s: {best}", flush=True)
             op = operator(name, level); y = measure(op, x, frac, seed=0)
             warm = {}
@@ -202,8 +215,16 @@ def main(classical_only=False):
                 sec = time.time() - t + (warm[c.generator].seconds if c.generator else 0)
                 write_csv(f, cell_rows(c, x, xr, sec, frac), CELL_COLUMNS)
                 print(f"  {c.key}: {psnr(xr.clamp(0, 1), x).mean():.2f} dB ({sec:.0f} s)", flush=True)
+            tuning[:] = save_tuning(tuning)   # again: a run beside this one may have rewritten the file meanwhile
     report()
 
 if __name__ == '__main__':
-    if sys.argv[1:] == ['--report']: report()
-    else: main(classical_only=sys.argv[1:] == ['--classical'])   # --classical: FBP, Tikhonov and TV only
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--report', action='store_true', help='only the tables from the cells done so far')
+    ap.add_argument('--classical', action='store_true', help='FBP, Tikhonov and TV only')
+    ap.add_argument('--desyre-only', action='store_true', help='only the DESYRE cells (beside a run of the others)')
+    ap.add_argument('--problems', default=None, help='comma-separated, e.g. tomo-10,limited_tomo-90 (default: all)')
+    a = ap.parse_args()
+    if a.report: report()
+    else: main(classical_only=a.classical, problems=a.problems and a.problems.split(','), desyre_only=a.desyre_only)
