@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_validity.ipynb #7dcb1779
 from __future__ import annotations
-import os, sys, json, math, time, shlex, shutil, platform, subprocess, warnings, functools
+import os, sys, csv, json, math, time, shlex, shutil, platform, subprocess, warnings, functools
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,11 +15,11 @@ from .core import check_int, check_float, check_choice, atomic_write_bytes, writ
 __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS', 'FAMILY_ORDER', 'VALIDITY_METHODS', 'N_RECON',
            'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'STORED_WEIGHTS', 'EXTRA_CRITERIA', 'LOG_CRITERIA', 'SKIP_CRITERIA',
            'SCARCE', 'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
-           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights', 'run_family', 'spearman',
-           'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems', 'measurement_fraction',
-           'load_results', 'family_table', 'family_cells', 'correlation_table', 'fit_predictor', 'predict',
-           'loo_predictions', 'fit_family', 'predict_quality', 'score_generator', 'score_report', 'paired_gain',
-           'plot_predicted_vs_actual', 'plot_tradeoff']
+           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights', 'member_stored',
+           'run_family', 'spearman', 'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems',
+           'measurement_fraction', 'load_results', 'family_table', 'family_cells', 'correlation_table', 'fit_predictor',
+           'predict', 'loo_predictions', 'fit_family', 'predict_quality', 'score_generator', 'score_report',
+           'paired_gain', 'plot_predicted_vs_actual', 'plot_tradeoff']
 
 # %% ../nbs/23_validity.ipynb #a908d26f
 FAMILY_TRAIN = dict(data='fmnist', width=32, batch_size=64, seed=0, ckpt_every=100)   # shared by every member
@@ -185,6 +185,15 @@ def store_weights(runs:str|Path='runs/validity', # folder of the training runs
         if src.is_file() and (Path(runs)/n/'train.json').is_file(): out.append(atomic_write_bytes(dst, src.read_bytes()))
     return out
 
+def member_stored(name:str, # the member's name
+                  results:str|Path='nbs/benchmarks/validity', # the stored results folder
+                 ) -> bool:
+    "Whether a member's score, every reconstruction row and its manifest row are stored (nothing left to run)."
+    results = Path(results); rec = results/'recon'/f'{name}.csv'
+    if not ((results/'scores'/f'{name}.json').is_file() and rec.is_file() and (results/'manifest.csv').is_file()): return False
+    with open(results/'manifest.csv', newline='') as f: listed = any(r['name'] == name for r in csv.DictReader(f))
+    return listed and len(read_csv(rec)) == len(recon_cells(name)) * N_RECON
+
 def run_family(runs:str|Path='runs/validity', # folder of the training runs and cell files
                results:str|Path='nbs/benchmarks/validity', # folder of the stored results
                names:list|None=None, # only these members (default: all, in training order)
@@ -198,14 +207,19 @@ def run_family(runs:str|Path='runs/validity', # folder of the training runs and 
     done = []
     for m in members:
         t0 = time.time()
+        if member_stored(m['name'], results): continue   # its run folder may be gone: the stored results are what count
         train_member(m, runs, log)
         G = load_model(m['run'])
         ev = score_member(m['name'], G, results)
         if recon: recon_member(m['name'], G, results, runs/'cells', log=log)
-        # only finished members: a parent run paused at a checkpoint's step has a model.pt that is not yet its own
-        rows = [manifest_row(x) for x in family_members(runs) if _steps_done(Path(x['run'])) == (x['stop_at'] or FAMILY_STEPS[x['model']])
-                and (Path(x['run'])/'model.pt').is_file()]
-        write_csv(results/'manifest.csv', rows, MANIFEST_COLUMNS)
+        # only finished members: a parent run paused at a checkpoint's step has a model.pt that is not yet its own;
+        # a member whose run folder is gone keeps the row the manifest already holds
+        stored = {}
+        if (results/'manifest.csv').is_file():
+            with open(results/'manifest.csv', newline='') as f: stored = {r['name']: r for r in csv.DictReader(f)}
+        rows = [manifest_row(x) if _steps_done(Path(x['run'])) == (x['stop_at'] or FAMILY_STEPS[x['model']])
+                and (Path(x['run'])/'model.pt').is_file() else stored.get(x['name']) for x in family_members(runs)]
+        write_csv(results/'manifest.csv', [r for r in rows if r], MANIFEST_COLUMNS)
         store_weights(runs, results)
         done.append(m['name'])
         _log(f"{m['name']} done in {time.time() - t0:.0f} s (repr PSNR {ev['repr_psnr']:.2f} dB)", log)

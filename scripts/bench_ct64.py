@@ -23,7 +23,7 @@ iterations; its start and alpha are tuned together as one batch, its time includ
 One CSV per finished cell in nbs/benchmarks/ct64/cells/ (the format of `genprior bench quality`), so the script resumes
 where it stopped; then quality.csv and paired.csv (`bench_report.aggregate`, `paired_comparison`) and tuning.csv.
 """
-import os, sys, time, json
+import os, time, json
 from pathlib import Path
 import torch
 from genprior_nb.core import set_cpu_threads, read_csv, write_csv

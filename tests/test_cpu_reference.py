@@ -1,6 +1,7 @@
 """CPU results unchanged by default: the solvers, the TV and FISTA baselines and short trainings, with their default
-settings on fixed inputs, equal results recorded before the GPU work (issue 19) was merged. Bitwise on the machine and
-torch version that recorded them; elsewhere other CPU kernels may sum in another order, so the test allows 1e-4 there.
+settings on fixed inputs, equal results recorded before the GPU work (issue 19) was merged. Bitwise on the CPU model, kernel
+set and torch version that recorded them; elsewhere other CPU kernels sum in another order, which the non-convex searches
+amplify, so the test allows 2e-3 there and asks every image to match the recorded one to a PSNR above 60 dB.
 
 Record again (only after a deliberate change of a default result): `python tests/test_cpu_reference.py --record`."""
 import platform, sys
@@ -10,13 +11,16 @@ import torch
 REF = Path(__file__).parent/'data'/'cpu_reference.pt'
 
 def fingerprint() -> str:
-    "CPU model and torch version: where bitwise equality is expected."
-    cpu = platform.machine()
+    "CPU model (name, family, model, stepping), the kernels torch picks for it and the torch version: where bitwise equality is expected."
+    cpu, info = platform.machine(), {}
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+            k, _, v = line.partition(':'); k = k.strip()
+            if k in ('model name', 'cpu family', 'model', 'stepping') and k not in info: info[k] = v.strip()
+            if not line.strip() and info: break
     except OSError: pass
-    return f"{cpu} | torch {torch.__version__}"
+    if info: cpu = f"{info.get('model name', cpu)} (family {info.get('cpu family')}, model {info.get('model')}, stepping {info.get('stepping')})"
+    return f"{cpu} | {torch.backends.cpu.get_cpu_capability()} | torch {torch.__version__}"
 
 def compute() -> dict:
     "Every result the reference holds, computed now with the default settings (one CPU thread)."
@@ -63,7 +67,17 @@ def test_default_cpu_results_unchanged():
     same_machine = ref['fingerprint'] == fingerprint()
     for k, r in ref['results'].items():
         if same_machine: assert torch.equal(now[k], r), f"{k}: not bitwise equal to the recorded default result"
-        else: torch.testing.assert_close(now[k], r, rtol=1e-4, atol=1e-4, msg=f"{k} differs from the recorded result")
+        else:
+            # Elsewhere (measured: AMD EPYC recording, Intel Xeon AVX512 now) the latent searches are non-convex and amplify
+            # a different summation order over 40 Adam steps to 1e-3 (worst: 9.5e-4 on a CS misfit), FISTA to 1.6e-4:
+            # the values must agree to 2e-3, and each image must be within 60 dB PSNR of the one recorded (measured: above 84).
+            torch.testing.assert_close(now[k], r, rtol=1e-3, atol=2e-3, msg=f"{k} differs from the recorded result")
+            if r.dim() == 4: assert (psnr_db(now[k], r) > 60).all(), f"{k}: an image differs from the recorded one (PSNR between them below 60 dB)"
+
+def psnr_db(a, b):
+    "PSNR (dB) of each image of a against b, in [0, 1]."
+    mse = ((a.double() - b.double())**2).flatten(1).mean(1)
+    return 10 * torch.log10(1 / mse.clamp_min(1e-30))
 
 if __name__ == '__main__' and '--record' in sys.argv:
     REF.parent.mkdir(exist_ok=True)
