@@ -119,10 +119,12 @@ def pass_profile(G:torch.nn.Module, # generator (its mode and flags are restored
                  repeat:int=5, # timed runs per measurement (the best is kept)
                  channels_last:bool=False, # run the convolutions in channels-last memory format
                  peak:float|None=None, # matmul GFLOP/s to compare with; None: `matmul_gflops` on G's device now
+                 compile:bool=False, # time the whole pass through `torch.compile(G)` (as `csgm(compile=True)` runs it); layers stay eager
                 ) -> dict:
     "Time one batched pass of G (forward + backward to z) and each of its layers alone: FLOPs, GFLOP/s, fraction of the matmul peak."
     from torch.utils.flop_counter import FlopCounterMode
     check_int(n_codes, 'n_codes', 1); check_int(repeat, 'repeat', 1)
+    if not isinstance(compile, bool): raise TypeError(f"compile must be True or False, got {type(compile).__name__} {compile!r}")
     dev = module_device(G); peak = matmul_gflops(device=dev) if peak is None else float(peak)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with frozen(G):
@@ -152,14 +154,15 @@ def pass_profile(G:torch.nn.Module, # generator (its mode and flags are restored
             if x.ndim == 4: x = x.contiguous(memory_format=fmt)
             fl, sec = flops(m, x), _best_time(run(m, x), repeat, dev)
             rows.append(dict(layer=n, kind=type(m).__name__, input_shape='x'.join(map(str, shapes[n])), mflop=fl / 1e6, ms=sec * 1e3))
-        total_fl, total = flops(G, z), _best_time(run(G, z), repeat, dev)
+        total_fl = flops(G, z)
+        total = _best_time(run(torch.compile(G) if compile else G, z), repeat, dev)   # the warm-up call compiles
     layers = sum(r['ms'] for r in rows)
     rows.append(dict(layer='other', kind='(the pass minus its layers)', input_shape='', mflop=total_fl / 1e6 - sum(r['mflop'] for r in rows),
                      ms=max(total * 1e3 - layers, 0.0)))
     for r in rows:
         r['gflops'] = r['mflop'] / r['ms'] if r['ms'] > 0 else 0.0
         r['peak_fraction'], r['time_share'] = r['gflops'] / peak, r['ms'] / (total * 1e3)
-    return dict(rows=rows, n_codes=n_codes, channels_last=channels_last, peak_gflops=peak, pass_ms=total * 1e3,
+    return dict(rows=rows, n_codes=n_codes, channels_last=channels_last, compiled=compile, peak_gflops=peak, pass_ms=total * 1e3,
                 pass_mflop=total_fl / 1e6, pass_gflops=total_fl / 1e6 / (total * 1e3), pass_fraction=total_fl / 1e9 / total / peak,
                 layers_ms=layers, bound_fraction=total_fl / 1e9 / (layers / 1e3) / peak)
 

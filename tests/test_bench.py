@@ -225,8 +225,12 @@ def test_pass_flops_and_profile_closed_form():
     fct.test_close(prof['layers_ms'], prof['rows'][0]['ms'], eps=1e-9)
     t = profile_table(prof).splitlines()
     fct.test_eq(len(t), 4); assert t[1].startswith('fc') and t[-1].startswith('pass: 8 codes')
+    pc = pass_profile(G, n_codes=8, repeat=1, peak=10.0, compile=True)   # the pass through torch.compile: same FLOPs counted
+    fct.test_eq((pc['compiled'], prof['compiled']), (True, False)); fct.test_eq(pc['pass_mflop'], prof['pass_mflop'])
+    assert G.training and all(p.requires_grad and p.grad is None for p in G.parameters())
 
 def test_pass_profile_bad_input():
     from genprior_nb.bench import pass_profile
     with pytest.raises(ValueError, match=r"n_codes must be an integer in \[1, inf\], got 0"): pass_profile(LinearGenerator(), n_codes=0)
     with pytest.raises(TypeError, match="repeat must be an integer, got float 2.5"): pass_profile(LinearGenerator(), repeat=2.5)
+    with pytest.raises(TypeError, match="compile must be True or False, got str 'yes'"): pass_profile(LinearGenerator(), compile='yes')
