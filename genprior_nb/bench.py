@@ -633,10 +633,17 @@ def run_bench(what:str, # 'reconstruct', 'quality', 'operators' or 'calls'
               quick:bool=False, # a tiny version, for a smoke test
               device:str|None=None, # torch device (default: best available)
               grid:str='full', # quality only: 'full' or 'targets'
+              generator:str|list|None=None, # reconstruct only: shipped generator name(s) (None: its default)
+              compile:bool=False, # reconstruct only: run `csgm` compiled (compilation untimed)
              ):
     "Run one benchmark by name (the function behind `genprior bench`)."
     check_choice(what, 'what', BENCHMARKS)
-    if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device)
+    if what != 'reconstruct' and (generator is not None or compile):
+        raise ValueError(f"generator and compile apply to the 'reconstruct' benchmark only, got what={what!r}")
+    if generator is not None:
+        for g in [generator] if isinstance(generator, str) else generator:
+            if g not in list_pretrained(): raise ValueError(f"generator must be a shipped generator ({', '.join(list_pretrained())}), got {g!r}")
+    if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device, generator=generator, compile=compile)
     if what == 'quality': return run_quality(out, n_images, quick, device, grid=grid)
     if what == 'calls': return bench_calls(out, n_images, quick, device)
     return bench_operators(n_images, quick, out=out)

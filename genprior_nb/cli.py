@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--grid', choices=('full', 'targets', 'msweep'), default='full',
                    help='quality: the full grid, the quality targets or the CS sweep only')
     b.add_argument('--device', default=None, help='cpu, cuda or mps (None: the best available)')
+    b.add_argument('--generator', nargs='+', default=None, metavar='NAME',
+                   help='reconstruct: shipped generator(s) to time, e.g. vae-ellipses-32 (None: vae-fmnist-8)')
+    b.add_argument('--compile', action='store_true', help='reconstruct: run csgm through torch.compile (compilation untimed)')
 
     add('list', help='list the shipped pretrained models', description='List the shipped pretrained models.')
 
@@ -241,7 +244,8 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
             if args.json: atomic_write_bytes(Path(args.json), json.dumps(res, indent=1, default=str).encode())
         elif args.command == 'bench':
             from genprior_nb.bench import run_bench
-            run_bench(args.what, out=args.out, n_images=args.n_images, quick=args.quick, device=args.device, grid=args.grid)
+            run_bench(args.what, out=args.out, n_images=args.n_images, quick=args.quick, device=args.device, grid=args.grid,
+                      generator=args.generator, compile=args.compile)
         return 0
     except KeyboardInterrupt:
         if args.command == 'train' and (Path(args.out)/'checkpoint.pt').is_file():

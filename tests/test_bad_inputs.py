@@ -339,6 +339,8 @@ case('cli/resume-truncated', cli_train('--resume', out=lambda: _ckpt_dir('trunc'
 case('cli/checkpoint-exists', cli_train(out=lambda: _ckpt_dir('exists', truncated_ckpt)), CLIUserError, 'exists; pass --resume to continue it')
 case('cli/demo-n-eval-0', CLI('--threads', '1', 'demo', '--n-eval', '0', '--out', 'demo_out'), CLIUserError, 'n_eval must be an integer in [1, 10000], got 0')
 case('cli/bench-n-images-0', CLI('--threads', '1', 'bench', 'quality', '--quick', '--n-images', '0', '--out', 'bench_out', exe=True), CLIUserError, 'n_images must be an integer in [1, 10000], got 0')
+case('cli/bench-unknown-generator', CLI('--threads', '1', 'bench', 'reconstruct', '--quick', '--generator', 'nope', '--out', 'bench_out'), CLIUserError, "generator must be a shipped generator (")
+case('cli/bench-generator-not-reconstruct', CLI('--threads', '1', 'bench', 'quality', '--generator', 'vae-fmnist-8', '--out', 'bench_out'), CLIUserError, "generator and compile apply to the 'reconstruct' benchmark only, got what='quality'")
 
 CATALOGUE = C
 

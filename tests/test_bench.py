@@ -50,11 +50,12 @@ def test_cli_quality_quick_and_reconstruct(tmp_path):
     fct.test_eq(r.returncode, 0)
     assert 'cells done' in r.stdout and '| operator | level | method |' in r.stdout, r.stdout
     fct.test_eq(len(read_csv(tmp_path/'quality.csv')), len(quality_grid(quick=True)))
-    r = subprocess.run([str(EXE), '--threads', '1', 'bench', 'reconstruct', '--quick', '--out', str(tmp_path)], capture_output=True,
-                       text=True, env=ENV, timeout=120)
+    r = subprocess.run([str(EXE), '--threads', '1', 'bench', 'reconstruct', '--quick', '--generator', 'vae-ellipses-32', '--out', str(tmp_path)],
+                       capture_output=True, text=True, env=ENV, timeout=120)
     fct.test_eq(r.returncode, 0)
     assert 'speed ratio' in r.stdout and 'x;' in r.stdout, r.stdout
     rows = read_csv(tmp_path/'reconstruct.csv')
+    fct.test_eq({r['generator'] for r in rows}, {'vae-ellipses-32'})   # --generator picks the 64x64 prior
     fct.test_eq(list(rows[0]), list(RECONSTRUCT_COLUMNS))
     for r in rows:   # the speed-up of a row is its throughput over the reference row's, both from the same run
         fct.test_close(r['images_per_s'], r['images'] / r['seconds'], eps=0.01 * r['images_per_s'])
