@@ -8,7 +8,7 @@ defaults, then with more restarts and steps (lr and pruning as default). The nai
 reconstruct64.csv.
 """
 from pathlib import Path
-import time, torch
+import time
 from genprior_nb.core import set_cpu_threads, write_csv
 from genprior_nb.data import eval_images
 from genprior_nb.operators import CompressedSensing
