@@ -105,8 +105,11 @@ def tune(name, level, frac, tuning, gens, nets=None):
         if (m, '') in done: best[m] = json.loads(done[(m, '')]['weight']); continue
         best[m] = record(m, '', GRIDS[m], [float(psnr(classical(m, y, op, w), x).mean()) for w in GRIDS[m]])
     if nets:
-        if ('desyre', DESYRE_NET) in done: best[('desyre', DESYRE_NET)] = json.loads(done[('desyre', DESYRE_NET)]['weight'])
-        else: best[('desyre', DESYRE_NET)] = tune_desyre(key, x, y, op, nets[DESYRE_NET], best['tv'], record)
+        stored = [(json.loads(r['weight']), r['psnr_mean']) for r in tuning if r['problem'] == key and r['method'] == 'desyre']
+        if ('desyre', DESYRE_NET) in done and not desyre_at_edge(json.loads(done[('desyre', DESYRE_NET)]['weight']), [w for w, _ in stored]):
+            best[('desyre', DESYRE_NET)] = json.loads(done[('desyre', DESYRE_NET)]['weight'])
+        else: best[('desyre', DESYRE_NET)] = tune_desyre(key, x, y, op, nets[DESYRE_NET], best['tv'], record,
+                                                         stored if ('desyre', DESYRE_NET) in done else None)
     for g, G in gens.items():
         methods = prior_methods(g)[1:]
         if all((m, g) in done for m in methods):
@@ -135,14 +138,29 @@ def desyre_start(name, y, op, tv_weight):
     "DESYRE's x0: the filtered back-projection (Hann, the paper's start) or TV at its tuned weight."
     return op.fbp(y, 'hann').clamp(0, 1) if name == 'fbp' else tv_reconstruct(y, op, tv_weight)
 
-def tune_desyre(key, x, y, op, net, tv_weight, record):
-    "Best (start, alpha) of DESYRE on the validation phantoms: both starts and every alpha as one batch."
-    grid = [[s, a] for s in ('fbp', 'tv') for a in DESYRE_ALPHAS]
-    x0 = {s: desyre_start(s, y, op, tv_weight) for s in ('fbp', 'tv')}
-    n = len(x)
-    r = desyre(y.repeat(len(grid), 1, 1, 1), op, net, alpha=torch.tensor([a for _, a in grid]).repeat_interleave(n),
-               steps=DESYRE_STEPS, init=torch.cat([x0[s] for s, _ in grid]))
-    return record('desyre', DESYRE_NET, grid, psnr(r.x, x.repeat(len(grid), 1, 1, 1)).view(len(grid), n).mean(1).tolist())
+def desyre_at_edge(w, grid):
+    "Whether (start, alpha) `w` has the largest alpha `grid` tried for its start (the best may lie beyond it)."
+    return w[1] >= max(a for s, a in grid if s == w[0]) * (1 - 1e-9)
+
+def tune_desyre(key, x, y, op, net, tv_weight, record, stored=None):
+    """Best (start, alpha) of DESYRE on the validation phantoms: both starts and every alpha as one batch; while the best
+    alpha is the largest tried for its start, three more half-decades above it (up to 12), as tune_classical.py does."""
+    x0, n = {}, len(x)
+    def scores(grid):
+        for s in {s for s, _ in grid} - set(x0): x0[s] = desyre_start(s, y, op, tv_weight)   # the TV start only when needed
+        r = desyre(y.repeat(len(grid), 1, 1, 1), op, net, alpha=torch.tensor([a for _, a in grid]).repeat_interleave(n),
+                   steps=DESYRE_STEPS, init=torch.cat([x0[s] for s, _ in grid]))
+        return psnr(r.x, x.repeat(len(grid), 1, 1, 1)).view(len(grid), n).mean(1).tolist()
+    if stored: grid, sc = [w for w, _ in stored], [v for _, v in stored]
+    else: grid = [[s, a] for s in ('fbp', 'tv') for a in DESYRE_ALPHAS]; sc = scores(grid)
+    added = 0
+    while added < 12:
+        w = grid[max(range(len(grid)), key=lambda j: sc[j])]
+        if not desyre_at_edge(w, grid): break
+        more = [[w[0], w[1] * 10**(k/2)] for k in (1, 2, 3)]
+        print(f"{key} desyre: best {w} at the edge, trying {[a for _, a in more]}", flush=True)
+        grid += more; sc += scores(more); added += 3
+    return record('desyre', DESYRE_NET, grid, sc)
 
 def cell_rows(cell, x, xr, sec, frac):
     xr = xr.detach().clamp(0, 1)

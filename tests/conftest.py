@@ -7,6 +7,13 @@ import pytest
 import torch
 torch.set_num_threads(1)
 
+@pytest.fixture(autouse=True)
+def _one_thread_per_test():
+    "Each test ends on the thread count it started with: an in-process `cli.main` sets the process's (--threads, default every core)."
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
 class Payload:
     "A crafted pickle: unpickling it runs a shell command that creates `marker` (what safe loading must refuse)."
     def __init__(self, marker): self.marker = str(marker)

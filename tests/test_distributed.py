@@ -176,14 +176,11 @@ def test_nproc_starts_torchrun(monkeypatch):
         def wait(self): return 0
     monkeypatch.setattr(cli.subprocess, 'Popen', FakePopen)
     monkeypatch.delenv('LOCAL_RANK', raising=False)
-    threads = torch.get_num_threads()   # main() sets the process's threads (--threads, default all cores): not this test's to keep
-    try:
-        fct.test_eq(cli.main(['train', '--model', 'vae', '--nproc', '2', '--out', 'x', '--steps', '3']), 0)
-        fct.test_eq(seen[0][1:], ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'genprior_nb.cli',
-                                  'train', '--model', 'vae', '--out', 'x', '--steps', '3'])
-        fct.test_eq(cli.main(['train', '--model', 'vae', '--nproc=3', '--out', 'x']), 0)
-        fct.test_eq(seen[1][5], '3'); assert '--nproc=3' not in seen[1]
-    finally: torch.set_num_threads(threads)
+    fct.test_eq(cli.main(['train', '--model', 'vae', '--nproc', '2', '--out', 'x', '--steps', '3']), 0)
+    fct.test_eq(seen[0][1:], ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'genprior_nb.cli',
+                              'train', '--model', 'vae', '--out', 'x', '--steps', '3'])
+    fct.test_eq(cli.main(['train', '--model', 'vae', '--nproc=3', '--out', 'x']), 0)
+    fct.test_eq(seen[1][5], '3'); assert '--nproc=3' not in seen[1]
 
 def test_rank_helpers_read_torchrun_variables(monkeypatch):
     "Without a process group, rank, world size and threads come from torchrun's variables (what a benchmark grid can use)."
