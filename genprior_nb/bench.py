@@ -16,7 +16,7 @@ from .operators import LinearOperator, CompressedSensing, RandomInpainting, OPER
 from .generators import module_device, frozen
 from .train import current_shard
 from .pretrained import load_pretrained, list_pretrained
-from .latent_opt import reconstruct, csgm, prune_step
+from .latent_opt import reconstruct, csgm, prune_step, SOLVER_PRECISIONS
 from .baselines import baseline_reconstruct
 from .metrics import psnr, ssim, mean_ci, format_table
 from .bench_settings import (QUALITY_SETTINGS, TABLE_SETTINGS, TARGET_SETTINGS, QUICK_SETTINGS, Cell,
@@ -635,15 +635,17 @@ def run_bench(what:str, # 'reconstruct', 'quality', 'operators' or 'calls'
               grid:str='full', # quality only: 'full' or 'targets'
               generator:str|list|None=None, # reconstruct only: shipped generator name(s) (None: its default)
               compile:bool=False, # reconstruct only: run `csgm` compiled (compilation untimed)
+              precision:str|None=None, # reconstruct only: `csgm`'s generator passes in 'fp32', 'tf32' or 'bf16' (None: its default)
              ):
     "Run one benchmark by name (the function behind `genprior bench`)."
     check_choice(what, 'what', BENCHMARKS)
-    if what != 'reconstruct' and (generator is not None or compile):
-        raise ValueError(f"generator and compile apply to the 'reconstruct' benchmark only, got what={what!r}")
+    if what != 'reconstruct' and (generator is not None or compile or precision is not None):
+        raise ValueError(f"generator, compile and precision apply to the 'reconstruct' benchmark only, got what={what!r}")
+    if precision is not None: check_choice(precision, 'precision', SOLVER_PRECISIONS)
     if generator is not None:
         for g in [generator] if isinstance(generator, str) else generator:
             if g not in list_pretrained(): raise ValueError(f"generator must be a shipped generator ({', '.join(list_pretrained())}), got {g!r}")
-    if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device, generator=generator, compile=compile)
+    if what == 'reconstruct': return bench_reconstruct(out, n_images, quick, device, generator=generator, compile=compile, precision=precision)
     if what == 'quality': return run_quality(out, n_images, quick, device, grid=grid)
     if what == 'calls': return bench_calls(out, n_images, quick, device)
     return bench_operators(n_images, quick, out=out)

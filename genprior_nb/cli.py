@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--generator', nargs='+', default=None, metavar='NAME',
                    help='reconstruct: shipped generator(s) to time, e.g. vae-ellipses-32 (None: vae-fmnist-8)')
     b.add_argument('--compile', action='store_true', help='reconstruct: run csgm through torch.compile (compilation untimed)')
+    b.add_argument('--precision', choices=('fp32', 'tf32', 'bf16'), default=None,
+                   help="reconstruct: csgm's generator passes in this precision (None: tf32 on CUDA, else fp32; bf16 pays on CPUs with AMX)")
 
     add('list', help='list the shipped pretrained models', description='List the shipped pretrained models.')
 
@@ -245,7 +247,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         elif args.command == 'bench':
             from genprior_nb.bench import run_bench
             run_bench(args.what, out=args.out, n_images=args.n_images, quick=args.quick, device=args.device, grid=args.grid,
-                      generator=args.generator, compile=args.compile)
+                      generator=args.generator, compile=args.compile, precision=args.precision)
         return 0
     except KeyboardInterrupt:
         if args.command == 'train' and (Path(args.out)/'checkpoint.pt').is_file():

@@ -340,7 +340,8 @@ case('cli/checkpoint-exists', cli_train(out=lambda: _ckpt_dir('exists', truncate
 case('cli/demo-n-eval-0', CLI('--threads', '1', 'demo', '--n-eval', '0', '--out', 'demo_out'), CLIUserError, 'n_eval must be an integer in [1, 10000], got 0')
 case('cli/bench-n-images-0', CLI('--threads', '1', 'bench', 'quality', '--quick', '--n-images', '0', '--out', 'bench_out', exe=True), CLIUserError, 'n_images must be an integer in [1, 10000], got 0')
 case('cli/bench-unknown-generator', CLI('--threads', '1', 'bench', 'reconstruct', '--quick', '--generator', 'nope', '--out', 'bench_out'), CLIUserError, "generator must be a shipped generator (")
-case('cli/bench-generator-not-reconstruct', CLI('--threads', '1', 'bench', 'quality', '--generator', 'vae-fmnist-8', '--out', 'bench_out'), CLIUserError, "generator and compile apply to the 'reconstruct' benchmark only, got what='quality'")
+case('cli/bench-generator-not-reconstruct', CLI('--threads', '1', 'bench', 'quality', '--generator', 'vae-fmnist-8', '--out', 'bench_out'), CLIUserError, "generator, compile and precision apply to the 'reconstruct' benchmark only, got what='quality'")
+case('cli/bench-unknown-precision', CLI('bench', 'reconstruct', '--precision', 'fp8'), CLIUserError, "argument --precision: invalid choice: 'fp8'")
 
 CATALOGUE = C
 
