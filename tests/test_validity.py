@@ -149,3 +149,24 @@ def test_score_generator_predicts_only_what_the_fit_covers(tmp_path):
     with pytest.raises(ValueError, match="source must be a shipped model .* got 'no-such-model'"): score_generator('no-such-model')
     (run/'train.json').write_text(json.dumps({'config': json.loads((run/'train.json').read_text())['config']}))   # no record of its data
     with pytest.raises(ValueError, match="data must be given for .*: it has no train.json that names its training data"): score_generator(run, **quick)
+
+def test_stored_members_are_skipped_and_keep_their_manifest_rows(tmp_path):
+    "A member whose score, every reconstruction row and manifest row are stored is not run again, even with its run folder gone."
+    import shutil
+    from genprior_nb.core import read_csv, write_csv
+    from genprior_nb.validity import member_stored, run_family, recon_cells, N_RECON, MANIFEST_COLUMNS
+    res = tmp_path/'results'
+    for sub in ('scores', 'recon'): (res/sub).mkdir(parents=True)
+    name = 'vae-k8'
+    shutil.copy(RESULTS/'scores'/f'{name}.json', res/'scores'); shutil.copy(RESULTS/'recon'/f'{name}.csv', res/'recon')
+    row = next(r for r in read_csv(RESULTS/'manifest.csv') if r['name'] == name)
+    write_csv(res/'manifest.csv', [row], MANIFEST_COLUMNS)
+    rows = read_csv(res/'recon'/f'{name}.csv')
+    assert len(rows) == len(recon_cells(name)) * N_RECON and member_stored(name, res)
+    before = (res/'manifest.csv').read_text()
+    # no run folder at all: run_family must neither train nor drop the stored row
+    assert run_family(tmp_path/'runs', res, [name], recon=True) == []
+    assert not (tmp_path/'runs').exists() and (res/'manifest.csv').read_text() == before
+    write_csv(res/'recon'/f'{name}.csv', rows[:-1], list(rows[0]))   # one reconstruction row missing: not stored
+    assert not member_stored(name, res)
+    assert not member_stored('wgan-k2', res)   # nothing stored for it
