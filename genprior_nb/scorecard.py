@@ -17,7 +17,7 @@ from .latent_space import smoothness
 from .mode_collapse import mode_collapse_report
 
 # %% auto #0
-__all__ = ['SCORE_ROWS', 'evaluate_generator', 'Scorecard', 'scorecard']
+__all__ = ['SCORE_ROWS', 'CENSORED_STEP', 'evaluate_generator', 'criterion_value', 'Scorecard', 'scorecard']
 
 # %% ../nbs/15_scorecard.ipynb #dd55df89
 def _percentile(t:Tensor, q:float) -> float: return float(np.percentile(t.detach().cpu().numpy(), q))
@@ -78,6 +78,7 @@ def _evaluate(G, dataset, own, n_images, restarts, steps, n_recovery, n_samples,
             r = mode_collapse_report(G, n=n_samples, seed=seed, **kw)
             keep = ('coverage_tv', 'precision', 'recall', 'density', 'coverage', 'fd', 'emd', 's50', 'support', 'support_pairs')
             out.update({k: r[k] for k in keep if k in r})
+            if r.get('birthday_sizes') and r.get('s50') is None: out['s50_above'] = max(r['birthday_sizes'])   # censored: no s50 up to here
         secs[part] = round(time.time() - t0, 1)
     out['seconds'] = secs
     return out
@@ -101,9 +102,27 @@ SCORE_ROWS = (  # key in the evaluation, label, which direction is better ('high
     ('support', 'implied support size', 'high', '{:.1e}'),
 )
 
+CENSORED_STEP = math.sqrt(2)   # the birthday sweep's size ratio: a censored s50 counts as the next size up
+
+def criterion_value(evaluation:dict, # an `evaluate_generator` result
+                    key:str, # a criterion key
+                   ) -> float|None:
+    "A criterion's value, with a birthday s50 (and support) that no batch reached counted as the sweep's next size up."
+    v = evaluation.get(key)
+    if v is None and key in ('s50', 'support') and evaluation.get('s50_above'):
+        s = evaluation['s50_above'] * CENSORED_STEP
+        return s if key == 's50' else s * s
+    return v
+
 def _fmt(v, fmt):
     if v is None or (isinstance(v, float) and not math.isfinite(v)): return '-'
     return fmt.format(int(v) if fmt in ('{:d}', '{:,}') else v)
+
+def _fmt_value(evaluation:dict, key:str, fmt:str) -> str:
+    "A criterion formatted for the table; a censored birthday s50 or support reads '> the largest batch tried'."
+    if evaluation.get(key) is None and key in ('s50', 'support') and evaluation.get('s50_above'):
+        a = evaluation['s50_above']; return '> ' + _fmt(a if key == 's50' else a * a, fmt)
+    return _fmt(evaluation.get(key), fmt)
 
 def _best(vals:list, better:str|None) -> set:
     "Indices of the best values in a row (ties included); none when fewer than two values are known."
@@ -127,10 +146,10 @@ class Scorecard:
         "Rows of strings: the header, then (label, value per generator); bold marks the best."
         out = [['criterion (better)'] + self.names]
         for key, label, better, fmt in self.rows:
-            vals = [self.evaluations[n].get(key) for n in self.names]
-            best = _best(vals, better)
+            best = _best([criterion_value(self.evaluations[n], key) for n in self.names], better)
             arrow = {'high': ' (high)', 'low': ' (low)', 'one': ' (near 1)'}.get(better, '')
-            out.append([label + arrow] + [f"**{_fmt(v, fmt)}**" if i in best else _fmt(v, fmt) for i, v in enumerate(vals)])
+            cells = [_fmt_value(self.evaluations[n], key, fmt) for n in self.names]
+            out.append([label + arrow] + [f"**{c}**" if i in best else c for i, c in enumerate(cells)])
         return out
     def markdown(self) -> str:
         "The table as Markdown."

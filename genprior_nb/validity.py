@@ -292,8 +292,9 @@ def criteria_matrix(evals:dict, # name -> `evaluate_generator` result
                     names:list, # generators, in order
                    ) -> tuple[list, np.ndarray]:
     "The criteria known for every generator and not constant across them, and their oriented values (C, G)."
-    rows = [r for r in criteria_rows() if all(evals[n].get(r[0]) is not None for n in names)]
-    X = np.array([[oriented(k, evals[n][k], b) for n in names] for k, _, b in rows]).reshape(len(rows), len(names))
+    from genprior_nb.scorecard import criterion_value
+    rows = [r for r in criteria_rows() if all(criterion_value(evals[n], r[0]) is not None for n in names)]
+    X = np.array([[oriented(k, criterion_value(evals[n], k), b) for n in names] for k, _, b in rows]).reshape(len(rows), len(names))
     keep = [j for j in range(len(rows)) if np.isfinite(X[j]).all() and np.ptp(X[j]) > 1e-9 * max(1.0, np.abs(X[j]).max())]
     return [rows[j] for j in keep], X[keep]
 
@@ -473,12 +474,13 @@ def predict_quality(evaluation:dict, # an `evaluate_generator` result (Fashion-M
                    ) -> list[dict]:
     "Mean reconstruction PSNR expected per target problem and method from a generator's criteria, ± the family's leave-one-out RMS error."
     from genprior_nb.bench_settings import TUNING_DIR
+    from genprior_nb.scorecard import criterion_value
     rows = read_csv(TUNING_DIR/'validity_fit.csv' if fit is None else fit) if not isinstance(fit, list) else fit
     better = {k: b for k, _, b in criteria_rows()}
     out = []
     for r in rows:
         crit, p = json.loads(r['criteria']), json.loads(r['params'])
-        x = np.array([oriented(k, evaluation.get(k), better[k]) for k in crit])
+        x = np.array([oriented(k, criterion_value(evaluation, k), better[k]) for k in crit])
         if not np.isfinite(x).all(): pred = float('nan')
         elif r['kind'] == 'single' and crit: pred = p['intercept'] + p['slope'] * x[0]
         elif r['kind'] == 'ridge': pred = p['intercept'] + float(((x - np.array(p['mean'])) / np.array(p['std'])) @ np.array(p['weights']))

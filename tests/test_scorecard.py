@@ -5,7 +5,8 @@ import fastcore.test as fct
 
 from genprior_nb.range import representation_error
 from genprior_nb.data import eval_images
-from genprior_nb.scorecard import evaluate_generator, scorecard
+import math
+from genprior_nb.scorecard import evaluate_generator, scorecard, criterion_value
 
 SMALL = dict(n_images=4, restarts=2, steps=20, n_recovery=3, n_samples=40, progress=False,
              n_pool=64, sizes=(16, 32), n_batches=2, n_emd=20, threshold=3.0)  # a fixed threshold skips the calibration on 60,000 training images
@@ -31,6 +32,21 @@ def test_evaluate_generator_matches_representation_error(tiny_ae):
     rr = representation_error(tiny_ae, eval_images(4, dataset='shapes')[0], restarts=2, steps=20)
     fct.test_close(ev['repr_psnr'], float(rr.psnr.median()), eps=1e-5)
     assert 'emd' not in ev and 'samples' not in ev['seconds']
+
+@pytest.mark.parametrize('threshold,censored', [(0.0, True), (1e3, False)])
+def test_birthday_s50_censored_when_no_batch_reaches_a_duplicate(tiny_ae, threshold, censored):
+    "With a zero threshold no pair is a duplicate: s50 is unknown and recorded as above the largest batch; with a huge one every batch has one."
+    ev = evaluate_generator(tiny_ae, 'shapes', **dict(SMALL, threshold=threshold))
+    if censored:
+        assert ev['s50'] is None and ev['support'] is None and ev['s50_above'] == 32
+        fct.test_close(criterion_value(ev, 's50'), 32 * math.sqrt(2)); fct.test_close(criterion_value(ev, 'support'), 2 * 32**2)
+    else: assert ev['s50'] == 16 and 's50_above' not in ev and criterion_value(ev, 's50') == 16
+
+def test_censored_s50_in_the_table_ranks_above_measured_ones():
+    t = {r[0]: r[1:] for r in scorecard({'a': {'s50': 1448, 'support': 1448**2}, 'b': {'s50': None, 'support': None, 's50_above': 2048},
+                                          'c': {'s50': None, 'support': None}}).table()[1:]}
+    fct.test_eq(t['birthday s50 (near-duplicate half the time) (high)'], ['1,448', '**> 2,048**', '-'])
+    fct.test_eq(t['implied support size (high)'], ['2.1e+06', '**> 4.2e+06**', '-'])
 
 def test_evaluate_generator_bad_input(tiny_ae):
     with pytest.raises(ValueError, match=r"dataset must be one of \['ellipses', 'fmnist', 'shapes'\], got 'mnist'"): evaluate_generator(tiny_ae, 'mnist')

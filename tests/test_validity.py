@@ -97,6 +97,21 @@ def test_predict_quality_applies_the_stored_fit_exactly(kind):
     got = predict_quality(new, table)[0]
     assert got['predicted'] == pytest.approx(predict(fit, x_new), abs=1e-9) and got['pm'] == 0.3
 
+def test_predict_quality_reads_a_censored_s50_as_the_next_batch_size():
+    "A generator whose birthday sweep found no duplicate gets the value the family's censored members were fitted with, not NaN."
+    rows = [r for r in criteria_rows() if r[0] in ('s50', 'repr_psnr')]
+    rng = np.random.default_rng(3)
+    evals = [dict(repr_psnr=rng.uniform(15, 22), s50=float(rng.choice([64, 128, 512, 1024]))) for _ in range(8)]
+    X = np.array([[oriented(k, e[k], b) for e in evals] for k, _, b in rows])
+    fit = fit_predictor(X, 1 + X.sum(0) + rng.normal(0, 0.1, 8), 'ridge')
+    crit, params = _jsonable(fit, rows)
+    table = [dict(operator='cs', level=50.0, method='csgm', kind='ridge', criteria=json.dumps(crit), params=json.dumps(params), generators=8,
+                  loo_rmse=0.3, loo_rho=0.9, mean_rmse=1.0, psnr_min=15.0, psnr_max=22.0)]
+    censored = predict_quality(dict(repr_psnr=19.0, s50=None, s50_above=2048), table)[0]['predicted']
+    measured = predict_quality(dict(repr_psnr=19.0, s50=2048 * math.sqrt(2)), table)[0]['predicted']
+    assert math.isfinite(censored) and censored == pytest.approx(measured, abs=1e-12)
+    assert math.isnan(predict_quality(dict(repr_psnr=19.0, s50=None), table)[0]['predicted'])   # unknown, not censored: no prediction
+
 def test_family_commands_parse_to_their_members():
     from genprior_nb.cli import build_parser, _train_args, model_config
     fam = family_members()
