@@ -85,8 +85,9 @@ def jobs(tmp_path_factory):
 
 def worker_reports(jobs):
     reps = []
-    for rc, so, err in jobs['workers']:
-        assert rc == 0, err[-3000:]
+    for r, (rc, so, err) in enumerate(jobs['workers']):
+        done = 'DDP-WORKER ' in so   # the rank printed its report: every run finished, and a failure came at exit
+        assert rc == 0, f"rank {r} ended with status {rc} {'after' if done else 'before'} its report: {err[-3000:]}"
         reps.append(json.loads(next(l for l in so.splitlines() if l.startswith('DDP-WORKER '))[len('DDP-WORKER '):]))
     return sorted(reps, key=lambda r: r['rank'])
 
@@ -191,3 +192,28 @@ def test_rank_helpers_read_torchrun_variables(monkeypatch):
     fct.test_eq((current_shard(), current_shard().take('abcdefg')), (Shard(1, 3), ['b', 'e']))
     fct.test_eq(rank_threads(), max(1, (os.cpu_count() or 1) // 2))
     monkeypatch.setenv('GENPRIOR_THREADS', '1'); fct.test_eq(rank_threads(), None)   # set_cpu_threads reads it
+
+CLOSE_SCRIPT = """
+import os, sys, time
+import torch.distributed as dist
+from genprior_nb.train import init_distributed, close_distributed
+init_distributed('cpu', timeout_s=60)
+if dist.get_rank() == 1: os._exit(0)   # a peer that is gone without leaving the group
+time.sleep(1)
+t0 = time.time(); close_distributed()
+print(f'closed alone in {time.time() - t0:.1f} s, initialised: {dist.is_initialized()}', flush=True)
+"""
+
+def test_close_distributed_leaves_when_a_peer_is_already_gone():
+    "close_distributed waits for the other ranks, but a rank whose peer has died still leaves at once, without an error."
+    port = free_port()
+    ps = [subprocess.Popen([sys.executable, '-c', CLOSE_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**ENV, 'RANK': str(r), 'LOCAL_RANK': str(r), 'WORLD_SIZE': '2', 'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port)})
+          for r in (0, 1)]
+    try: out = [p.communicate(timeout=TIMEOUT) for p in ps]
+    finally:
+        for p in ps:
+            if p.poll() is None: p.kill()
+    assert ps[0].returncode == 0, out[0][1][-2000:]
+    secs = float(out[0][0].split('closed alone in ')[1].split(' s')[0])
+    assert secs < 30 and 'initialised: False' in out[0][0], out[0]
