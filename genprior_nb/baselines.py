@@ -5,11 +5,10 @@
 # %% ../nbs/04_baselines.ipynb #72af3ed2
 from __future__ import annotations
 import math, warnings
-from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from .core import check_int, check_float, check_choice
+from .core import check_int, check_float, check_choice, cache_unless_compiling
 from .operators import (LinearOperator, Inpainting, ScaledOperator, ParallelBeamTomography, check_problem,
                                    operator_name, batched_cg)
 from .metrics import data_misfit
@@ -232,7 +231,7 @@ def tv_reconstruct(y:Tensor, # measurements, shape (B, *op.out_shape)
     return pd.run(n_iter, tol=tol if box is not None else 0.)
 
 # %% ../nbs/04_baselines.ipynb #92f8ca88
-@lru_cache(maxsize=32)
+@cache_unless_compiling(32)
 def _dct_matrix64(n:int) -> Tensor:
     k, i = torch.arange(n, dtype=torch.float64)[:, None], torch.arange(n, dtype=torch.float64)[None, :]
     C = math.sqrt(2/n) * torch.cos(math.pi * (2*i + 1) * k / (2*n))
@@ -259,7 +258,7 @@ def idct2(c:Tensor, # DCT coefficients (..., H, W)
     return Ch.T @ c @ Cw
 
 # %% ../nbs/04_baselines.ipynb #00c69efb
-@lru_cache(maxsize=32)
+@cache_unless_compiling(32)
 def _haar_matrix64(n:int) -> Tensor:
     "One level of the orthonormal Haar transform on even n: averages (rows :n/2) then differences (rows n/2:)."
     M = torch.zeros(n, n, dtype=torch.float64); h = n // 2; r = torch.arange(h)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ff6f9622
 from __future__ import annotations
-import os, io, csv, glob, math, hashlib, tempfile, random, numbers
+import os, io, csv, glob, math, hashlib, tempfile, random, numbers, functools
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch import Tensor
 # %% auto #0
 __all__ = ['check_int', 'check_float', 'check_choice', 'check_images', 'get_device', 'seed_everything', 'set_cpu_threads',
            'pid_alive', 'atomic_write_bytes', 'atomic_torch_save', 'UnsafeCheckpointError', 'safe_torch_load', 'md5sum',
-           'claim_lock', 'write_csv', 'read_csv', 'cosine_lr']
+           'claim_lock', 'write_csv', 'read_csv', 'cosine_lr', 'cache_unless_compiling']
 
 # %% ../nbs/00_core.ipynb #2896c335
 def check_int(value, # the value to check
@@ -232,3 +232,15 @@ def cosine_lr(lr:float, # the peak learning rate
              ) -> float:
     "Cosine decay from `lr` at step 0 to `floor * lr` at `steps` (and after)."
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(steps, 1))))
+
+# %% ../nbs/00_core.ipynb #a17f481d
+def cache_unless_compiling(maxsize:int|None=32, # entries kept (None: unbounded), as for `functools.lru_cache`
+                          ):
+    "A `functools.lru_cache` in eager code that steps aside while `torch.compile` traces (no lru_cache warning from Dynamo)."
+    def decorate(fn):
+        cached = functools.lru_cache(maxsize=maxsize)(fn)
+        @functools.wraps(fn)
+        def call(*args, **kw): return fn(*args, **kw) if torch.compiler.is_compiling() else cached(*args, **kw)
+        call.cache_info, call.cache_clear = cached.cache_info, cached.cache_clear
+        return call
+    return decorate

@@ -181,3 +181,21 @@ def test_md5sum(tmp_path):
     fct.test_eq(md5sum(gz, gunzip=True), hashlib.md5(data).hexdigest())
     fct.test_eq(md5sum(gz.read_bytes(), gunzip=True), hashlib.md5(data).hexdigest())
     fct.test_ne(md5sum(gz), hashlib.md5(data).hexdigest())
+
+def test_cache_unless_compiling_caches_eager_calls_and_compiles_without_dynamo_warnings():
+    import warnings
+    from genprior_nb.core import cache_unless_compiling
+    from genprior_nb.baselines import dct_matrix, haar2, ihaar2
+    built = []
+    @cache_unless_compiling(2)
+    def table(n): built.append(n); return torch.arange(float(n))
+    table(3); table(3); table(4)
+    assert built == [3, 4] and table.cache_info().hits == 1 and table.__name__ == 'table'
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    f = torch.compile(lambda v: ihaar2(haar2(v, 2), 2) + dct_matrix(8)[0, 0], backend='eager', fullgraph=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        y = f(x)
+    assert not [w for w in caught if 'lru_cache' in str(w.message)], [str(w.message) for w in caught]
+    torch.testing.assert_close(y, x + dct_matrix(8)[0, 0], atol=1e-6, rtol=0)
+    torch._dynamo.reset()
