@@ -14,12 +14,13 @@ from .core import check_int, check_float, check_choice, atomic_write_bytes, writ
 # %% auto #0
 __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS', 'FAMILY_ORDER', 'VALIDITY_METHODS', 'N_RECON',
            'RECON_COLUMNS', 'MANIFEST_COLUMNS', 'STORED_WEIGHTS', 'EXTRA_CRITERIA', 'LOG_CRITERIA', 'SKIP_CRITERIA',
-           'SCARCE', 'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'member_name', 'member_command', 'family_members', 'train_member',
-           'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights', 'member_stored',
-           'run_family', 'spearman', 'bootstrap_spearman', 'criteria_rows', 'oriented', 'criteria_matrix', 'problems',
-           'measurement_fraction', 'load_results', 'family_table', 'family_cells', 'correlation_table', 'fit_predictor',
-           'predict', 'loo_predictions', 'fit_family', 'predict_quality', 'score_generator', 'score_report',
-           'paired_gain', 'plot_predicted_vs_actual', 'plot_tradeoff']
+           'SCARCE', 'RIDGE_LAMBDAS', 'FIT_COLUMNS', 'MODEL_LABELS', 'member_name', 'member_command', 'family_members',
+           'train_member', 'manifest_row', 'score_member', 'recon_cells', 'recon_member', 'store_weights',
+           'member_stored', 'run_family', 'spearman', 'bootstrap_spearman', 'criteria_rows', 'oriented',
+           'criteria_matrix', 'problems', 'measurement_fraction', 'load_results', 'family_table', 'family_cells',
+           'correlation_table', 'fit_predictor', 'predict', 'loo_predictions', 'fit_family', 'predict_quality',
+           'family_criteria', 'model_type', 'outside_family', 'score_generator', 'score_report', 'paired_gain',
+           'plot_predicted_vs_actual', 'plot_tradeoff']
 
 # %% ../nbs/23_validity.ipynb #a908d26f
 FAMILY_TRAIN = dict(data='fmnist', width=32, batch_size=64, seed=0, ckpt_every=100)   # shared by every member
@@ -489,6 +490,43 @@ def predict_quality(evaluation:dict, # an `evaluate_generator` result (Fashion-M
                         criteria=crit, family_min=float(r['psnr_min']), family_max=float(r['psnr_max']), generators=int(r['generators'])))
     return out
 
+# %% ../nbs/23_validity.ipynb #1978cc96
+def family_criteria(res:dict, # `load_results`
+                   ) -> list[dict]:
+    "One row per scored family member: name, model type, latent dimension and the value of every criterion (censored s50 resolved)."
+    from genprior_nb.scorecard import criterion_value
+    man = res['manifest']
+    return [dict(name=n, model=man.get(n, {}).get('model'), latent_dim=man.get(n, {}).get('latent_dim'),
+                 **{k: criterion_value(res['evals'][n], k) for k, _, _ in criteria_rows()}) for n in _order(res) if n in res['evals']]
+
+MODEL_LABELS = {'ae': 'AE', 'vae': 'VAE', 'wgan': 'WGAN-GP'}   # model types in words
+
+def model_type(G:nn.Module, # a generator
+              ) -> str|None:
+    "'ae', 'vae' or 'wgan' for the library's generators, None for any other module."
+    from genprior_nb.vae import AE, VAE
+    from genprior_nb.wgan import WGANGenerator
+    return 'vae' if isinstance(G, VAE) else 'ae' if isinstance(G, AE) else 'wgan' if isinstance(G, WGANGenerator) else None
+
+def outside_family(evaluation:dict, # an `evaluate_generator` result
+                   model:str|None=None, # its model type ('ae', 'vae', 'wgan'); None: compare with the whole family
+                   family:str|Path|list|None=None, # `family_criteria` rows or their CSV (default: the shipped tuning/validity_family.csv)
+                   min_members:int=3, # fewer members of the same type: compare with the whole family
+                  ) -> list[dict]:
+    "The criteria on which a generator lies outside the range of the family's members of its model type: where the predictors extrapolate."
+    from genprior_nb.bench_settings import TUNING_DIR
+    from genprior_nb.scorecard import criterion_value
+    rows = family if isinstance(family, list) else read_csv(TUNING_DIR/'validity_family.csv' if family is None else family)
+    same = [r for r in rows if model is not None and r['model'] == model]
+    members, of = (same, model) if len(same) >= min_members else (rows, None)
+    out = []
+    for k, label, _ in criteria_rows():
+        v, fam = criterion_value(evaluation, k), [r.get(k) for r in members]
+        if v is None or not fam or any(f is None or f == '' for f in fam): continue
+        lo, hi = min(map(float, fam)), max(map(float, fam))
+        if not lo <= float(v) <= hi: out.append(dict(criterion=k, label=label, value=float(v), lo=lo, hi=hi, members=len(members), model=of))
+    return out
+
 # %% ../nbs/23_validity.ipynb #7e82545f
 def score_generator(source:str|Path, # a shipped model's name, or a model you trained (its --out folder or model.pt)
                     data:str|Path|None=None, # test images: a built-in data set or your own images (None: the model's training data)
@@ -516,12 +554,15 @@ def score_generator(source:str|Path, # a shipped model's name, or a model you tr
     if isinstance(data, str) and data in DATASETS: test = data
     else: test = load_source(data, 'test', image_size=shape[1], channels=shape[0])
     ev = evaluate_generator(G, test, progress=progress, **kw)
-    out = dict(name=name, data=str(data), image_shape=shape, evaluation=ev, predictions=None, note=None)
+    out = dict(name=name, data=str(data), image_shape=shape, evaluation=ev, predictions=None, note=None, outside=None)
     fit_file = TUNING_DIR/'validity_fit.csv' if fit is None else fit
     if not (isinstance(test, str) and test == 'fmnist') or shape != (1, 28, 28): out['note'] = 'no prediction: the predictors were fitted on Fashion-MNIST 28x28 reconstructions'
     elif kw: out['note'] = f"no prediction: the predictors assume evaluate_generator's default sizes, not {kw}"
     elif not isinstance(fit_file, list) and not Path(fit_file).is_file(): out['note'] = f"no prediction: {fit_file} does not exist (run scripts/validity_fit.py)"
-    else: out['predictions'] = predict_quality(ev, fit_file)
+    else:
+        out['predictions'] = predict_quality(ev, fit_file)
+        fam = TUNING_DIR/'validity_family.csv'
+        if fit is None and fam.is_file(): out['outside'] = outside_family(ev, model_type(G), fam)
     return out
 
 def _source(r):
@@ -546,6 +587,10 @@ def score_report(result:dict, # a `score_generator` result
             out = ' (outside the family range: extrapolated)' if not r['family_min'] - r['pm'] <= r['predicted'] <= r['family_max'] + r['pm'] else ''
             lines.append(f"  {problem_label(r['operator'], r['level']):34s} {r['method']:19s} {r['predicted']:6.2f} ± {r['pm']:.2f} dB  "
                          f"({rng}; {_source(r)}){out}")
+    if result.get('outside'):
+        o = result['outside']; who = f"the family's {o[0]['members']} {MODEL_LABELS.get(o[0]['model'], o[0]['model']) + 's' if o[0]['model'] else 'generators'}"
+        lines += ['', f"outside the range of {who} on {len(o)} criteria, where the predictors extrapolate (their error does not cover this):"]
+        lines += [f"  {r['label']:<{w}s}  {r['value']:.3g} (family {r['lo']:.3g} to {r['hi']:.3g})" for r in o]
     if result['note']: lines += ['', result['note']]
     return '\n'.join(lines)
 

@@ -165,6 +165,37 @@ def test_score_generator_predicts_only_what_the_fit_covers(tmp_path):
     (run/'train.json').write_text(json.dumps({'config': json.loads((run/'train.json').read_text())['config']}))   # no record of its data
     with pytest.raises(ValueError, match="data must be given for .*: it has no train.json that names its training data"): score_generator(run, **quick)
 
+def test_outside_family_compares_with_members_of_the_same_type():
+    from genprior_nb.validity import outside_family
+    fam = [dict(name=f'g{i}', model='wgan' if i < 4 else 'vae', latent_dim=8, recall=0.1 + 0.02 * i, fd=20.0 + i) for i in range(8)]
+    got = outside_family(dict(recall=0.3, fd=21.0), 'wgan', fam)
+    assert [(r['criterion'], r['value'], r['lo'], r['hi'], r['members'], r['model']) for r in got] == [('recall', 0.3, 0.1, 0.16, 4, 'wgan')]
+    assert {r['criterion'] for r in outside_family(dict(recall=0.3, fd=21.0), 'vae', fam)} == {'recall', 'fd'}   # the VAEs: 0.18-0.24, 24-27
+    whole = outside_family(dict(recall=0.3, fd=21.0), 'ae', fam)   # fewer than 3 AEs: the whole family's range
+    assert [(r['criterion'], r['label'], r['members'], r['model']) for r in whole] == [('recall', 'recall (k=3)', 8, None)]
+    assert whole[0]['hi'] == pytest.approx(0.24) and whole[0]['lo'] == pytest.approx(0.1)
+    assert outside_family(dict(recall=None, fd=21.0), 'wgan', fam) == []   # an unknown value is no finding
+
+def test_shipped_family_flags_the_shipped_wgan_and_not_the_vae():
+    "The stored family criteria: the shipped WGAN-GP samples better than every family WGAN-GP (recall, FD), the shipped VAE sits inside the VAEs' range on them."
+    from genprior_nb.validity import outside_family
+    sc = json.loads((RESULTS.parent/'scorecard.json').read_text())
+    flagged = {r['criterion'] for r in outside_family(sc['wgan-fmnist-8'], 'wgan')}
+    assert {'recall', 'fd'} <= flagged and 'repr_psnr' not in flagged
+    assert not {'recall', 'fd', 'repr_psnr'} & {r['criterion'] for r in outside_family(sc['vae-fmnist-8'], 'vae')}
+
+def test_model_type_and_the_report_of_a_generator_outside_the_family(tiny_ae):
+    from genprior_nb.validity import model_type, score_report
+    from conftest import tiny_generator
+    assert (model_type(tiny_ae), model_type(tiny_generator('vae', 4, 8)), model_type(tiny_generator('wgan', 4, 8))) == ('ae', 'vae', 'wgan')
+    import torch
+    assert model_type(torch.nn.Linear(2, 2)) is None
+    res = dict(name='G', data='fmnist', evaluation=dict(recall=0.3), predictions=None, note=None,
+               outside=[dict(criterion='recall', label='recall (k=3)', value=0.3, lo=0.1, hi=0.16, members=4, model='wgan')])
+    text = score_report(res)
+    assert "outside the range of the family's 4 WGAN-GPs on 1 criteria, where the predictors extrapolate" in text
+    assert text.splitlines()[-1].split() == ['recall', '(k=3)', '0.3', '(family', '0.1', 'to', '0.16)']
+
 def test_stored_members_are_skipped_and_keep_their_manifest_rows(tmp_path):
     "A member whose score, every reconstruction row and manifest row are stored is not run again, even with its run folder gone."
     import shutil
@@ -185,3 +216,14 @@ def test_stored_members_are_skipped_and_keep_their_manifest_rows(tmp_path):
     write_csv(res/'recon'/f'{name}.csv', rows[:-1], list(rows[0]))   # one reconstruction row missing: not stored
     assert not member_stored(name, res)
     assert not member_stored('wgan-k2', res)   # nothing stored for it
+
+def test_score_generator_adds_the_criteria_outside_the_family(monkeypatch):
+    "With the default sizes and the shipped fit, `score_generator` predicts and lists where the model leaves its type's range (evaluation stubbed by the stored one)."
+    import genprior_nb.scorecard as scorecard_module
+    from genprior_nb.validity import score_generator, score_report
+    stored = json.loads((RESULTS.parent/'scorecard.json').read_text())['wgan-fmnist-8']
+    monkeypatch.setattr(scorecard_module, 'evaluate_generator', lambda G, test, progress=True, **kw: stored)
+    r = score_generator('wgan-fmnist-8', progress=False)
+    assert len(r['predictions']) == 14 and {'recall', 'fd'} <= {o['criterion'] for o in r['outside']}
+    assert all(o['model'] == 'wgan' and o['members'] == 8 for o in r['outside'])
+    assert "outside the range of the family's 8 WGAN-GPs" in score_report(r)
