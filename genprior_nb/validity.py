@@ -25,10 +25,10 @@ __all__ = ['FAMILY_TRAIN', 'FAMILY_STEPS', 'FAMILY_LATENTS', 'FAMILY_SNAPSHOTS',
 # %% ../nbs/23_validity.ipynb #a908d26f
 FAMILY_TRAIN = dict(data='fmnist', width=32, batch_size=64, seed=0, ckpt_every=100)   # shared by every member
 FAMILY_STEPS = {'ae': 5000, 'vae': 5000, 'wgan': 2000}   # optimiser steps (generator steps for the WGAN-GP)
-FAMILY_LATENTS = {'vae': (2, 4, 8, 16, 32), 'wgan': (2, 4, 8, 16, 32), 'ae': (8,)}
+FAMILY_LATENTS = {'vae': (2, 4, 8, 16, 32), 'wgan': (2, 4, 8, 16, 32), 'ae': (2, 8, 32)}
 FAMILY_SNAPSHOTS = {('wgan', 8): (250, 500, 1000)}   # intermediate checkpoints of one run (its --stop-at values)
 FAMILY_ORDER = ('vae', 8), ('wgan', 8), ('ae', 8), ('vae', 2), ('wgan', 2), ('vae', 32), ('wgan', 32), ('vae', 4), ('wgan', 4), \
-               ('vae', 16), ('wgan', 16)   # training order: the varied members first, so that a partial family is still varied
+               ('vae', 16), ('wgan', 16), ('ae', 2), ('ae', 32)   # training order: the varied members first, so that a partial family is still varied
 
 def member_name(model:str, # 'ae', 'vae' or 'wgan'
                 latent_dim:int, # k
@@ -646,7 +646,7 @@ def plot_tradeoff(res:dict, # `load_results`
     man = res['manifest']
     fig, axs = plt.subplots(1, 4, figsize=(12, 2.8))
     panels = [('repr_psnr', 'representation PSNR (dB)'), ('p_best_1', 'P(one restart reaches the best)')]
-    style = {'vae': ('o-', 'C0', 'VAE'), 'wgan': ('s-', 'C3', 'WGAN-GP'), 'ae': ('^', 'C2', 'AE')}
+    style = {'vae': ('o-', 'C0', 'VAE'), 'wgan': ('s-', 'C3', 'WGAN-GP'), 'ae': ('^-', 'C2', 'AE')}
     def psnr_of(n, m):
         cells = [res['psnr'].get((*p, m), {}).get(n) for p in ([problem] if problem else problems())]
         return float(np.mean([c.mean() for c in cells])) if all(c is not None for c in cells) else np.nan
@@ -658,7 +658,7 @@ def plot_tradeoff(res:dict, # `load_results`
         for ax, (key, _) in zip(axs[:2], panels): ax.plot(k, [res['evals'][r['name']][key] for r in ms], fmt, color=c, label=lab, ms=4)
         for ax, m in zip(axs[2:], VALIDITY_METHODS): ax.plot(k, [psnr_of(r['name'], m) for r in ms], fmt, color=c, label=lab, ms=4)
     where = 'mean over the target problems' if problem is None else f"{problem[0]} {problem[1]:g}"
-    for ax, t in zip(axs, [p[1] for p in panels] + [f'csgm PSNR (dB), {where}', f'soft constraint + TV PSNR (dB), {where}']):
+    for ax, t in zip(axs, [p[1] for p in panels] + [f'csgm PSNR (dB)\n{where}', f'soft constraint + TV PSNR (dB)\n{where}']):
         ax.set_xscale('log', base=2); ax.set_xlabel('latent dimension k'); ax.set_title(t, fontsize=8); ax.tick_params(labelsize=7)
     axs[0].legend(fontsize=7)
     fig.tight_layout()
