@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = add('score', help='scorecard of a generator, and the reconstruction quality it predicts',
             description='Score a shipped or trained generator with every criterion of the scorecard; for a 28x28 Fashion-MNIST '
                         'generator, also print the mean PSNR the validity family predicts on the target problems (csgm and '
-                        'soft constraint + TV), with its leave-one-generator-out error (see the validity notebook).')
+                        'soft constraint + TV), with its leave-one-generator-out error, and the criteria on which the '
+                        'generator lies outside the family members of its model type, where the prediction extrapolates (see the validity notebook).')
     s.add_argument('model', metavar='PATH|NAME', help='a shipped model (genprior list) or a model you trained (the --out folder of genprior train, or its model.pt)')
     s.add_argument('--data', default=None, metavar='fmnist|shapes|ellipses|PATH',
                    help='test images: a built-in data set or your own images (None: the data the model was trained on)')
