@@ -104,15 +104,17 @@ SCORE_ROWS = (  # key in the evaluation, label, which direction is better ('high
 
 CENSORED_STEP = math.sqrt(2)   # the birthday sweep's size ratio: a censored s50 counts as the next size up
 
+def _censored_bound(evaluation:dict, key:str) -> float|None:
+    "The lower bound of a birthday s50 (or its support) that no batch of the sweep reached; None when it is measured or unknown."
+    if evaluation.get(key) is not None or key not in ('s50', 'support') or not evaluation.get('s50_above'): return None
+    return evaluation['s50_above'] ** (1 if key == 's50' else 2)
+
 def criterion_value(evaluation:dict, # an `evaluate_generator` result
                     key:str, # a criterion key
                    ) -> float|None:
     "A criterion's value, with a birthday s50 (and support) that no batch reached counted as the sweep's next size up."
-    v = evaluation.get(key)
-    if v is None and key in ('s50', 'support') and evaluation.get('s50_above'):
-        s = evaluation['s50_above'] * CENSORED_STEP
-        return s if key == 's50' else s * s
-    return v
+    b = _censored_bound(evaluation, key)
+    return evaluation.get(key) if b is None else b * CENSORED_STEP ** (1 if key == 's50' else 2)
 
 def _fmt(v, fmt):
     if v is None or (isinstance(v, float) and not math.isfinite(v)): return '-'
@@ -120,9 +122,8 @@ def _fmt(v, fmt):
 
 def _fmt_value(evaluation:dict, key:str, fmt:str) -> str:
     "A criterion formatted for the table; a censored birthday s50 or support reads '> the largest batch tried'."
-    if evaluation.get(key) is None and key in ('s50', 'support') and evaluation.get('s50_above'):
-        a = evaluation['s50_above']; return '> ' + _fmt(a if key == 's50' else a * a, fmt)
-    return _fmt(evaluation.get(key), fmt)
+    b = _censored_bound(evaluation, key)
+    return _fmt(evaluation.get(key), fmt) if b is None else '> ' + _fmt(b, fmt)
 
 def _best(vals:list, better:str|None) -> set:
     "Indices of the best values in a row (ties included); none when fewer than two values are known."

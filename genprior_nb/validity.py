@@ -503,10 +503,9 @@ MODEL_LABELS = {'ae': 'AE', 'vae': 'VAE', 'wgan': 'WGAN-GP'}   # model types in 
 
 def model_type(G:nn.Module, # a generator
               ) -> str|None:
-    "'ae', 'vae' or 'wgan' for the library's generators, None for any other module."
-    from genprior_nb.vae import AE, VAE
-    from genprior_nb.wgan import WGANGenerator
-    return 'vae' if isinstance(G, VAE) else 'ae' if isinstance(G, AE) else 'wgan' if isinstance(G, WGANGenerator) else None
+    "'ae', 'vae' or 'wgan' for the library's generators (the model their config records), None for any other module."
+    t = G.config().get('model') if callable(getattr(G, 'config', None)) else None
+    return t if t in MODEL_LABELS else None
 
 def outside_family(evaluation:dict, # an `evaluate_generator` result
                    model:str|None=None, # its model type ('ae', 'vae', 'wgan'); None: compare with the whole family

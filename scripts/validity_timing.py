@@ -7,18 +7,14 @@ Writes nbs/benchmarks/validity/timing.json (one entry per member, merged with wh
 of the `genprior train` process, the load average when it started, and whether model.pt equals the manifest's MD5.
 Run it with nothing else on the machine: the numbers are only as quiet as the machine was.
 """
-import os, sys, json, time, shlex, resource, platform, subprocess
+import os, sys, json, time, shlex, resource, subprocess
 from pathlib import Path
 import torch
 from genprior_nb.core import read_csv, md5sum, atomic_write_bytes
+from genprior_nb.bench import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = ROOT/'nbs'/'benchmarks'/'validity'
-
-def cpu_model() -> str:
-    "The CPU's model name (Linux), else the platform's processor string."
-    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
-    except (OSError, StopIteration): return platform.processor() or platform.machine()
 
 def time_member(row:dict, out_root:Path) -> dict:
     "Run a member's `genprior train` command into a fresh folder; its wall and CPU seconds and whether the weights match."
@@ -34,10 +30,11 @@ def time_member(row:dict, out_root:Path) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return dict(name=row['name'], wall_s=round(wall, 1), cpu_s=round(cpu, 1), steps=int(json.loads(row['train_settings'])['steps']),
                 stop_at=row['stop_at'] or None, load_at_start=round(load, 2), weights_equal=md5sum(out/'model.pt') == row['weights_md5'],
-                stored_train_seconds=row['train_seconds'], machine=f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}",
+                stored_train_seconds=row['train_seconds'], machine=machine_info(torch.device('cpu')),
                 date=time.strftime('%Y-%m-%d'))
 
 if __name__ == '__main__':
+    torch.set_num_threads(1)   # as the timed process runs: machine_info reports this process's threads
     rows = {r['name']: r for r in read_csv(RES/'manifest.csv')}
     names = sys.argv[1:] or [max((r for r in rows.values() if r['role'] == 'final'), key=lambda r: r['train_seconds'])['name']]
     unknown = [n for n in names if n not in rows]
